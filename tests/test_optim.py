@@ -124,7 +124,9 @@ DIST_SCRIPT = textwrap.dedent("""
         for i, p in enumerate(mats + [emb]):  # two processes: own gradient; one process: their average
             p.grad = per_rank[rank][i].clone() if world == 2 else (per_rank[0][i] + per_rank[1][i]) / 2
         muon.step(); adamw.step()
-    print("RESULT", json.dumps([p.detach().flatten().tolist() for p in mats + [emb]]))
+    # each process writes its own file: two ~10 KB lines printed to one shared pipe can interleave
+    with open(os.path.join(sys.argv[1], f"result{rank}.json"), "w") as f:
+        json.dump([p.detach().flatten().tolist() for p in mats + [emb]], f)
 """)
 
 
@@ -132,12 +134,14 @@ def test_muon_and_adamw_on_two_processes_match_one(tmp_path):
     script = tmp_path / "dist_optim.py"
     script.write_text(DIST_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    def results(cmd):
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    def results(cmd, name):
+        out_dir = tmp_path / name
+        out_dir.mkdir()
+        out = subprocess.run(cmd + [str(out_dir)], capture_output=True, text=True, env=env)
         assert out.returncode == 0, out.stderr[-3000:]
-        return [json.loads(line.split(" ", 1)[1]) for line in out.stdout.splitlines() if line.startswith("RESULT")]
-    (single,) = results([sys.executable, str(script)])
-    both = results([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)])
+        return [json.loads(p.read_text()) for p in sorted(out_dir.glob("result*.json"))]
+    (single,) = results([sys.executable, str(script)], "one")
+    both = results([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)], "two")
     assert len(both) == 2 and both[0] == both[1]  # every process ends with bit-identical weights
     for got, want in zip(both[0], single):
         torch.testing.assert_close(torch.tensor(got), torch.tensor(want), atol=1e-6, rtol=1e-5)
