@@ -32,3 +32,28 @@ def exercise(request):
         spec.loader.exec_module(module)
         return module
     return load
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The real smoke pipeline, run once per test session: `speedrun.ipynb` under papermill with the smoke preset,
+    into a base directory of its own. Every consumer (evals, engine, CLI, API, later stages) tests what the real
+    producers wrote. Returns base_dir, run, run_dir and the executed notebook's path."""
+    import subprocess, sys, types
+    root = tmp_path_factory.mktemp("smoke")
+    base, run = root / "nanochat-base", "smoke"
+    out = root / "speedrun-out.ipynb"
+    env = {**os.environ, "NANOCHAT_BASE_DIR": str(base)}
+    cmd = [sys.executable, "-m", "papermill", str(REPO / "speedrun.ipynb"), str(out), "--no-progress-bar",
+           "-p", "preset", "smoke", "-p", "run", run]
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"the smoke speedrun failed (exit {result.returncode}):\n{result.stderr[-6000:]}", pytrace=False)
+    return types.SimpleNamespace(base_dir=base, run=run, run_dir=base / "runs" / run, notebook=out, result=result)
+
+
+@pytest.fixture
+def smoke_base(smoke_run, monkeypatch):
+    "Point NANOCHAT_BASE_DIR at the smoke pipeline's base directory for one test (read it; copy it before writing)."
+    monkeypatch.setenv("NANOCHAT_BASE_DIR", str(smoke_run.base_dir))
+    return smoke_run.base_dir
