@@ -149,3 +149,23 @@ def test_weights_only_loading_ignores_a_damaged_optimizer_file():
         assert load_checkpoint("s", "t", load_optimizer=False)[2]["step"] == 2
     with pytest.warns(UserWarning, match="optim_0.pt"):
         assert load_checkpoint("s", "t")[2]["step"] == 1  # resuming training needs it: falls back
+
+
+def test_model_names_and_stage_names_load_what_base_train_wrote(smoke_base, smoke_run):
+    "The real producer (base_train in the smoke speedrun) writes; load_model finds it by model name and by stage name."
+    from nanochat.checkpoint import MODEL_STAGES, available_models, model_stage
+    assert model_stage("base") == MODEL_STAGES["base"] == "base_train" and model_stage("chat_rl") == "chat_rl"
+    assert (smoke_base / "checkpoints" / "base_train").is_dir() and not (smoke_base / "checkpoints" / "base").exists()
+    assert "base" in available_models()
+    by_name, _, meta = load_model("base")
+    by_stage, _, meta2 = load_model("base_train")
+    assert meta["step"] == meta2["step"] > 0
+    for (k, v), w in zip(by_name.state_dict().items(), by_stage.state_dict().values()):
+        torch.testing.assert_close(v, w, rtol=0, atol=0)
+
+
+def test_a_model_with_no_checkpoint_names_the_stage_directory():
+    with pytest.raises(CheckpointError, match=r"model 'sft' \(stage chat_sft\) under .*checkpoints/chat_sft: run that stage first"):
+        load_model("sft")
+    with pytest.raises(CheckpointError, match="models: base=base_train"):
+        load_model("bsae")  # a typo: not a known stage either, so the known names are listed
