@@ -1,7 +1,7 @@
 "The shared helpers of nanochat.common."
 import pytest
 
-from nanochat.common import PRESETS, StageFailed, get_run_dir, log_metrics, pick_preset, read_metrics, run_stage, write_report_section
+from nanochat.common import PRESETS, BadInput, get_base_dir, StageFailed, get_run_dir, log_metrics, pick_preset, read_metrics, run_stage, write_report_section
 
 
 def test_run_names_must_be_plain():
@@ -35,4 +35,30 @@ def test_failed_stage_names_the_cause():
     try:
         run_stage("preflight", ["--run-name", "r", "--device-type", "cuda"], run="r")
     except StageFailed as e:
-        assert "RuntimeError: device_type='cuda' was asked for, but torch sees no GPU" in str(e).splitlines()[0]
+        assert "error: --device-type 'cuda': asked for, but torch sees no GPU" in str(e).splitlines()[0]
+
+
+def _unwritable(path):
+    "Make directory `path` unwritable even for root (immutable); returns the undo. Skips where that cannot be done."
+    import os, subprocess
+    if os.geteuid() != 0:
+        path.chmod(0o555); return lambda: path.chmod(0o755)
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("needs chattr +i (root on a filesystem with the immutable flag) to make a directory unwritable for root")
+    return lambda: subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_an_unusable_base_dir_is_a_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("not a directory")
+    for bad, says in [(tmp_path / "file", "is a file, not a directory"),
+                      (tmp_path / "file" / "below", "is missing and cannot be created"),
+                      (tmp_path / "ro", "cannot be written")]:
+        monkeypatch.setenv("NANOCHAT_BASE_DIR", str(bad))
+        if bad.name == "ro":
+            bad.mkdir(); undo = _unwritable(bad)
+        try:
+            with pytest.raises(BadInput, match=f"NANOCHAT_BASE_DIR={bad} {says}"):
+                get_base_dir()
+        finally:
+            if bad.name == "ro": undo()
+    assert (tmp_path / "file").read_text() == "not a directory" and list((tmp_path / "ro").iterdir()) == []
