@@ -6,7 +6,7 @@
 __all__ = ['SandboxResult', 'run_python', 'calculator']
 
 # %% ../nbs/06a_sandbox.ipynb #f7ddbc7e
-import ctypes, io, json, math, os, platform, resource, selectors, shutil, signal, struct, subprocess, sys, tempfile, time, traceback
+import ast, ctypes, io, json, math, operator, os, platform, resource, selectors, shutil, signal, struct, subprocess, sys, tempfile, time, traceback
 from dataclasses import dataclass
 
 # %% ../nbs/06a_sandbox.ipynb #6bc454f1
@@ -233,14 +233,38 @@ def run_python(code: str, timeout: float = 5.0, memory_mb: int = 512, max_output
                          error=error, timed_out=timed_out, truncated=truncated, guards=tuple(status.get("guards", ())))
 
 # %% ../nbs/06a_sandbox.ipynb #8c8d23a5
-_CALC = """import math
-value = eval(compile(EXPR, "<tool>", "eval"), {"math": math})
-if isinstance(value, float) and value.is_integer() and abs(value) < 1e15: value = int(value)
-print(format(value, ".10g") if isinstance(value, float) else value, end="")
-"""
+_ARITH = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+          ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+_MAX_BITS = 1024  # the largest integer the calculator returns (309 digits)
 
-def calculator(expr: str, timeout: float = 3.0, max_chars: int = 200) -> str | None:
-    "Evaluate one Python expression in the sandbox; its value as text, or None when it fails."
-    if not isinstance(expr, str) or not expr.strip(): return None
-    r = run_python(_CALC.replace("EXPR", repr(expr.strip())), timeout=timeout, memory_mb=256, max_output_bytes=4 * max_chars)
-    return r.stdout[:max_chars] if r.ok else None
+def _arith(node):
+    "The value of an arithmetic syntax tree; ValueError for anything that is not arithmetic on numbers."
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float): return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        v = _arith(node.operand); return -v if isinstance(node.op, ast.USub) else v
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITH:
+        a, b = _arith(node.left), _arith(node.right)
+        if isinstance(node.op, ast.Pow) and abs(b) > 1 and abs(a) > 1 and abs(b) * math.log2(abs(a)) > _MAX_BITS:
+            raise ValueError("the power is too large")  # checked before computing it: 9**9**9 never starts
+        v = _ARITH[type(node.op)](a, b)
+        if isinstance(v, int) and v.bit_length() > _MAX_BITS: raise ValueError("the number is too large")
+        if isinstance(v, complex) or (isinstance(v, float) and not math.isfinite(v)): raise ValueError("not a real number")
+        return v
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "count"  # 'word'.count('r')
+            and isinstance(node.func.value, ast.Constant) and type(node.func.value.value) is str and not node.keywords
+            and len(node.args) == 1 and isinstance(node.args[0], ast.Constant) and type(node.args[0].value) is str):
+        return node.func.value.value.count(node.args[0].value)
+    raise ValueError(f"not arithmetic: {type(node).__name__}")
+
+# %% ../nbs/06a_sandbox.ipynb #7e88975b
+_MAX_EXPR = 300  # characters: a tool call is one short expression
+
+def calculator(expr: str, max_chars: int = 200) -> str | None:
+    "The value of an arithmetic expression as text (`48/2` gives `24`); None when it is not one or fails."
+    if not isinstance(expr, str) or not expr.strip() or len(expr) > _MAX_EXPR: return None
+    if "'" not in expr and '"' not in expr: expr = expr.replace(",", "")  # 1,000*2: thousands separators
+    try: value = _arith(ast.parse(expr.strip(), mode="eval").body)
+    except (SyntaxError, ValueError, ArithmeticError, RecursionError, MemoryError): return None
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15: value = int(value)
+    text = format(value, ".10g") if isinstance(value, float) else str(value)
+    return text if len(text) <= max_chars else None
