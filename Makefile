@@ -1,6 +1,7 @@
 # nanochat, the course — the two commands of the README, and a few helpers.
 #
 #   make speedrun   set up (once), then run speedrun.ipynb headless with papermill; prints report.md's path
+#                   (RUN=name continues that run, skipping finished stages; FORCE=all starts it afresh)
 #   make test       set up (once), then run the whole test suite (what CI runs)
 #
 # Set-up is idempotent: each step leaves a stamp in .venv and reruns only when its inputs change.
@@ -10,14 +11,18 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 PRESET ?= auto
-RUN    ?= speedrun-$(shell date +%Y%m%d-%H%M%S)
+# RUN is computed once (:=): a recursive `?=` would run `date` again at every use, and the path printed
+# at the end would name a directory a minute later than the one papermill wrote. RUN=x still overrides it.
+ifeq ($(origin RUN),undefined)
+RUN    := speedrun-$(shell date +%Y%m%d-%H%M%S)
+endif
 NPROC  ?= 0
 export NANOCHAT_BASE_DIR ?= $(HOME)/.cache/nanochat
 RUN_DIR := $(NANOCHAT_BASE_DIR)/runs/$(RUN)
 
 .PHONY: help setup check-python check-rust browser speedrun test export grade bench
 help:
-	@sed -n '3,5p' Makefile
+	@sed -n '3,6p' Makefile
 
 setup: $(VENV)/.deps-installed $(VENV)/.rustbpe-installed
 
@@ -57,7 +62,7 @@ browser:
 speedrun: setup
 	@mkdir -p "$(RUN_DIR)"
 	$(VENV)/bin/papermill speedrun.ipynb "$(RUN_DIR)/speedrun.ipynb" --log-output --no-progress-bar \
-	  -p preset $(PRESET) -p run $(RUN) -p nproc $(NPROC)
+	  -p preset $(PRESET) -p run $(RUN) -p nproc $(NPROC) $(if $(FORCE),-p force $(FORCE))
 	@echo "report card: $(RUN_DIR)/report.md"
 
 test: setup browser | check-rust

@@ -21,7 +21,8 @@ def test_metrics_round_trip():
 
 def test_presets():
     assert pick_preset("smoke") == "smoke"
-    assert pick_preset("auto") in ("cpu", "d20")
+    assert pick_preset("auto") in ("cpu", "gpu1", "d20")
+    assert [pick_preset("auto", gpus=n) for n in (0, 1, 7, 8, 16)] == ["cpu", "gpu1", "gpu1", "d20", "d20"]
     with pytest.raises(ValueError, match="unknown preset"):
         pick_preset("d99")
     for name, preset in PRESETS.items():
@@ -62,3 +63,26 @@ def test_an_unusable_base_dir_is_a_clear_error(tmp_path, monkeypatch):
         finally:
             if bad.name == "ro": undo()
     assert (tmp_path / "file").read_text() == "not a directory" and list((tmp_path / "ro").iterdir()) == []
+
+
+def test_the_command_line_in_a_report_is_the_one_that_ran(monkeypatch):
+    from nanochat.common import command_line
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    argv = ["/repo/nanochat/base_eval.py", "--device-type", "", "--core-labels", "a b"]
+    assert command_line(argv) == "python -m nanochat.base_eval --device-type '' --core-labels 'a b'"
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert command_line(argv[:1]) == "torchrun --nproc_per_node=2 -m nanochat.base_eval"
+    write_report_section("r", "x", "X")
+    assert "Command: `torchrun --nproc_per_node=2 " in (get_run_dir("r") / "report" / "x.md").read_text()
+
+
+def test_stage_commands_for_one_node_and_several():
+    from nanochat.common import stage_command, step_stage
+    one = stage_command("base_train", ["--depth", 4], nproc=2)
+    assert one[3:] == ["--standalone", "--nproc_per_node=2", "-m", "nanochat.base_train", "--depth", "4"]
+    two = stage_command("base_train", [], nproc=8, nnodes=2, node_rank=1, rdzv_endpoint="10.0.0.1:29500", rdzv_id="r")
+    assert two[3:-2] == ["--nnodes=2", "--node-rank=1", "--rdzv-backend=c10d", "--rdzv-endpoint=10.0.0.1:29500", "--rdzv-id=r",
+                         "--nproc_per_node=8"]
+    with pytest.raises(BadInput, match="needs rdzv_endpoint"):
+        stage_command("base_train", [], nnodes=2)
+    assert [step_stage(s) for s in ("chat_eval_sft", "chat_sft", "base_eval")] == ["chat_eval", "chat_sft", "base_eval"]
