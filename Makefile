@@ -20,7 +20,7 @@ NPROC  ?= 0
 export NANOCHAT_BASE_DIR ?= $(HOME)/.cache/nanochat
 RUN_DIR := $(NANOCHAT_BASE_DIR)/runs/$(RUN)
 
-.PHONY: help setup check-python check-rust browser speedrun test export grade bench
+.PHONY: help setup check-python check-rust browser sandbox speedrun test export grade bench
 help:
 	@sed -n '3,6p' Makefile
 
@@ -59,13 +59,20 @@ browser:
 	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver; \
 	  else echo "error: the browser test needs Chromium: install Debian's chromium and chromium-driver"; exit 1; fi; }
 
+# The code sandbox (lesson 06a) runs untrusted programs in bubblewrap (Debian's bubblewrap package).
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap; \
+	  else echo "error: the sandbox needs bubblewrap: install Debian's bubblewrap package (bwrap)"; exit 1; fi; }
+
 speedrun: setup
 	@mkdir -p "$(RUN_DIR)"
 	$(VENV)/bin/papermill speedrun.ipynb "$(RUN_DIR)/speedrun.ipynb" --log-output --no-progress-bar \
 	  -p preset $(PRESET) -p run $(RUN) -p nproc $(NPROC) $(if $(FORCE),-p force $(FORCE))
 	@echo "report card: $(RUN_DIR)/report.md"
 
-test: setup browser | check-rust
+test: setup browser sandbox | check-rust
 	cd rustbpe && cargo test --quiet
 	$(PY) -m pytest tests --grade solutions
 
