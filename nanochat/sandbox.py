@@ -22,7 +22,7 @@ class SandboxResult:
     truncated: bool = False     # killed for writing more than the output limit
     guards: tuple = ()          # the layers the parent set up: bwrap, nobody (or userns), seccomp
 
-# %% ../nbs/06a_sandbox.ipynb #cf516886
+# %% ../nbs/06a_sandbox.ipynb #e1e6a74b
 _WORKDIR, _NOBODY = "/sandbox", 65534
 _SECCOMP_ARCH = sys.platform == "linux" and platform.machine() == "x86_64"
 
@@ -38,7 +38,7 @@ def _readonly_view() -> list[str]:
     for q in parents: view += ["--perms", "0755", "--dir", q]  # nobody must be able to walk to the binds
     return view + [a for src, dest in binds for a in ("--ro-bind", src, dest)]
 
-# %% ../nbs/06a_sandbox.ipynb #5fe77b7f
+# %% ../nbs/06a_sandbox.ipynb #d11e5169
 def _bwrap_args(as_root: bool, info_fd: int, block_fd: int, file_mb: int) -> list[str]:
     "The bwrap command line: every namespace new, no capabilities, the read-only view and a size-limited workdir."
     args = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
@@ -53,7 +53,7 @@ def _bwrap_args(as_root: bool, info_fd: int, block_fd: int, file_mb: int) -> lis
     boot = "import sys; sys.path.insert(0, '/opt'); from nanochat.sandbox import _sandbox_child; _sandbox_child()"
     return args + ["--chdir", _WORKDIR, "--", os.path.realpath(sys.executable), "-I", "-S", "-B", "-u", "-c", boot]
 
-# %% ../nbs/06a_sandbox.ipynb #355179e2
+# %% ../nbs/06a_sandbox.ipynb #edef07e7
 _libc = ctypes.CDLL(None, use_errno=True)
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
 
@@ -195,7 +195,7 @@ def _sandbox_child():
     except Exception: status = status or 1
     os._exit(status)
 
-# %% ../nbs/06a_sandbox.ipynb #4b42825c
+# %% ../nbs/06a_sandbox.ipynb #992fe12b
 def _map_ids(info_fd: int, deadline: float) -> str | None:
     "Wait for bwrap's new user namespace and map its ids: 0 (for bwrap's set-up) and nobody; None, or why not."
     data = b""
@@ -247,7 +247,7 @@ def _describe_end(returncode: int, stderr: str, stopped: str | None, timeout: fl
         return f"{_SIGNALS.get(name, 'killed')} ({name})"
     return last or f"the code exited with status {returncode}"
 
-# %% ../nbs/06a_sandbox.ipynb #b3748ef1
+# %% ../nbs/06a_sandbox.ipynb #8a8af058
 def _unavailable(why: str) -> SandboxResult:
     return SandboxResult(ok=False, stdout="", stderr="", error=f"sandbox unavailable: {why}; the code was not run")
 

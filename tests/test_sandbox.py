@@ -200,20 +200,23 @@ def test_no_root_inside(server):
                "d = (ctypes.c_uint32 * 6)()\nassert ctypes.CDLL(None).capget(ctypes.byref(H(0x20080522, 0)), d) == 0\n"
                "print(os.getresuid(), os.getresgid(), os.getgroups(), list(d))")
     assert r.ok and r.stdout == "(65534, 65534, 65534) (65534, 65534, 65534) [] [0, 0, 0, 0, 0, 0]\n", r
-    # seen from outside too: the sandboxed interpreter is uid 65534 on this machine, not root in disguise
+    # seen from outside too: once our set-up has run (it is root of the namespace for a few ms, before any code), the
+    # sandboxed interpreter is uid 65534 on this machine, not root in disguise
     t = threading.Thread(target=attack, args=("import time; time.sleep(3)",), kwargs={"timeout": 6}); t.start()
-    uids = set()
-    for _ in range(50):
+    def uids():
+        found = {}
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
                 status = open(f"/proc/{pid}/status").read()
                 if "_sandbox_child" in open(f"/proc/{pid}/cmdline").read() and "python" in status.split("\n")[0]:
-                    uids.add(status.split("Uid:")[1].split()[0])
-            except OSError: pass
-        if uids: break
-        time.sleep(0.1)
+                    found[pid] = status.split("Uid:")[1].split("\n")[0].split()
+            except (OSError, IndexError): pass
+        return found
+    seen = _wait_for(lambda: {p: u for p, u in uids().items() if u == ["65534"] * 4}, 5)
+    time.sleep(0.5)
+    later = {p: u for p, u in uids().items() if p in seen}
     t.join()
-    assert "0" not in uids and "65534" in uids, uids
+    assert seen and later == seen, (seen, later)
 
 
 def test_mknod_and_raw_devices(server):
@@ -327,3 +330,67 @@ def test_refuses_to_run_without_bwrap(monkeypatch, tmp_path):
     monkeypatch.setattr(sb.shutil, "which", lambda name: str(fake))
     r = run_python("print('ran')")
     assert not r.ok and r.stdout == "" and r.error.startswith("sandbox unavailable") and "namespace" in r.error, r
+
+
+def _descendants(pid: int) -> set[int]:
+    "All processes below `pid` (from /proc/<pid>/task/*/children)."
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        try: tasks = os.listdir(f"/proc/{p}/task")
+        except OSError: continue
+        for t in tasks:
+            try: kids = [int(k) for k in open(f"/proc/{p}/task/{t}/children").read().split()]
+            except OSError: continue
+            found.update(kids); todo.extend(kids)
+    return found
+
+
+def _wait_for(predicate, seconds: float = 10.0):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if (value := predicate()): return value
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_nothing_outlives_the_run_or_its_parent():
+    # a timeout kills bwrap and everything inside it
+    import nanochat.sandbox as sb
+    started = []
+    class Spy(subprocess.Popen):
+        def __init__(self, *a, **kw): super().__init__(*a, **kw); started.append(self.pid)
+    sb_popen, sb.subprocess.Popen = sb.subprocess.Popen, Spy
+    try:
+        t = threading.Thread(target=run_python, args=("import time; time.sleep(60)",), kwargs={"timeout": 2}); t.start()
+        inside = _wait_for(lambda: len(_descendants(started[0])) >= 2 and _descendants(started[0]) if started else None)
+        t.join()
+    finally:
+        sb.subprocess.Popen = sb_popen
+    assert inside, "the sandbox never started"
+    assert _wait_for(lambda: not [p for p in inside | {started[0]} if os.path.exists(f"/proc/{p}")], 5), "processes survived the timeout"
+    # the server is killed outright (SIGKILL: no clean-up of ours runs): --die-with-parent ends the sandbox
+    server = subprocess.Popen([sys.executable, "-c", "from nanochat.sandbox import run_python; run_python('import time; time.sleep(60)', timeout=60)"])
+    try:
+        inside = _wait_for(lambda: len(_descendants(server.pid)) >= 3 and _descendants(server.pid))
+        assert inside, "the sandbox never started"
+    finally:
+        server.kill(); server.wait()
+    assert _wait_for(lambda: not [p for p in inside if os.path.exists(f"/proc/{p}")], 5), "the sandbox outlived its parent"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"),
+                    reason="as root: needs a system Python that nobody can run (not root: every other test is this case)")
+def test_an_ordinary_user_gets_the_same_walls(tmp_path):
+    # not root: bwrap maps the sandbox to the user itself, with no capabilities; the same refusals hold
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (f"import sys, json; sys.path.insert(0, {repo!r}); from nanochat.sandbox import run_python\n"
+            "rs = [run_python(c, python_guard=False) for c in ['import os; print(os.getresuid())', 'import os; os.fork()',\n"
+            "      'import socket; socket.socket()', 'open(\"/etc/passwd\")', 'import os; os.mknod(\"d\", 0o600 | 0o060000, os.makedev(8, 0))']]\n"
+            "print(json.dumps([(r.ok, r.stdout, r.error) for r in rs]))")
+    if not os.access(repo, os.R_OK | os.X_OK) or os.stat(repo).st_mode & 0o005 != 0o005: pytest.skip("the repo is not readable by others")
+    p = subprocess.run(["/usr/bin/python3", "-I", "-c", code], user=65534, group=65534, extra_groups=[], capture_output=True, text=True, cwd="/", timeout=60)
+    assert p.returncode == 0, p.stderr
+    (ok, out, _), *refused = json.loads(p.stdout)
+    assert ok and out == "(65534, 65534, 65534)\n"
+    assert all(not ok and ("Operation not permitted" in err or "No such file" in err) for ok, _, err in refused), refused
