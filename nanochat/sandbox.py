@@ -95,7 +95,8 @@ _X86_64_DENY = {"fork": 57, "vfork": 58, "execve": 59, "execveat": 322, "socket"
                 "swapoff": 168, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
                 "tkill": 200, "pidfd_send_signal": 424, "pidfd_open": 434, "mknod": 133, "mknodat": 259,
                 "keyctl": 250, "add_key": 248, "request_key": 249, "userfaultfd": 323, "open_by_handle_at": 304,
-                "fsopen": 430, "fsmount": 432, "move_mount": 429, "open_tree": 428}
+                "fsopen": 430, "fsmount": 432, "move_mount": 429, "open_tree": 428,
+                "memfd_create": 319}
 _X86_64_CLONE, _X86_64_CLONE3, _X86_64_KILL, _X86_64_TGKILL = 56, 435, 62, 234
 _X86_64_IOCTL, _X86_64_PRLIMIT, _X86_64_SETPRIORITY = 16, 302, 141
 _CLONE_THREAD, _TIOCSTI, _TIOCLINUX = 0x00010000, 0x5412, 0x541C

@@ -307,6 +307,10 @@ def test_disk_and_inode_quota(server):
     assert not r.ok and "No space left on device" in r.error, r
     r = attack("open('big', 'wb').write(b'x' * 2**25)", file_mb=16)  # one file past RLIMIT_FSIZE
     assert not r.ok and ("File too large" in r.error or "No space left" in r.error), r
+    for code in ["import os; os.memfd_create('x')", "open('/dev/shm/x', 'wb').write(b'x' * 2**20)", "open('/x', 'wb')",
+                 "open('/dev/x', 'wb')", "open('/opt/x', 'wb')"]:  # memory files or other tmpfs mounts outside the quota
+        r = attack(code)
+        assert not r.ok and ("Operation not permitted" in r.error or "Permission denied" in r.error), (code, r)
     r = attack("import os\nfor i in range(150): open(f'f{i}', 'w').close()\nprint(len(os.listdir('.')))", max_files=200)
     assert r.ok and r.stdout == "150\n", r  # under the quota, files work
     assert os.statvfs(tempfile.gettempdir()).f_bavail > free - 2**24 // os.statvfs(tempfile.gettempdir()).f_frsize
