@@ -5,11 +5,12 @@
 # %% auto #0
 __all__ = ['MARKER', 'MODEL_STAGES', 'WEIGHTS_ONLY', 'CheckpointError', 'checkpoint_root', 'step_dir', 'model_stage',
            'get_rng_state', 'set_rng_state', 'file_sha256', 'save_checkpoint', 'complete_steps', 'latest_step',
-           'verify_checkpoint', 'find_checkpoint', 'load_checkpoint', 'find_tag', 'model_from_state',
-           'available_models', 'load_model']
+           'read_marker', 'verify_checkpoint', 'find_checkpoint', 'lock_checkpoints', 'load_checkpoint', 'find_tag',
+           'model_from_state', 'available_models', 'load_model']
 
 # %% ../nbs/04b_checkpoint.ipynb #d1af8946
-import base64, hashlib, json, os, random, shutil, sys, time, warnings
+import base64, errno, fcntl, hashlib, json, os, random, shutil, socket, sys, time, warnings
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,15 +18,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .common import get_base_dir
+from .common import BadInput, dist_info, get_base_dir
 from .gpt import GPT, GPTConfig
 from .tokenizer import get_tokenizer
 
 # %% ../nbs/04b_checkpoint.ipynb #d0eaf313
 MARKER = "COMPLETE.json"  # written last; a step directory without it is not a checkpoint
 
-class CheckpointError(RuntimeError):
-    "A checkpoint is missing, incomplete, corrupt, or does not fit the run that asks for it."
+class CheckpointError(BadInput, RuntimeError):
+    "A checkpoint is missing, incomplete, corrupt, or does not fit the run that asks for it (a stage prints it as one line)."
 
 def checkpoint_root(stage: str, tag: str) -> Path:
     "`$NANOCHAT_BASE_DIR/checkpoints/<stage>/<tag>`: every step of one model of one stage."
@@ -82,50 +83,73 @@ def _fsync(path: Path):
 def _barrier():
     if dist.is_initialized(): dist.barrier()
 
+def _torch_save(obj, path: Path):
+    "torch.save through a Python file, so that a full disk raises OSError(ENOSPC) rather than a C++ stream error."
+    with open(path, "wb") as f:
+        try: torch.save(obj, f)
+        except RuntimeError as e:  # the zip writer's clean-up can fail too, and hide the OSError as its context
+            cause = e.__context__
+            while cause is not None and not isinstance(cause, OSError): cause = cause.__context__
+            if cause is None: raise
+            raise cause from None
+
+@contextmanager
+def _disk_full_is_clear(stage: str, tag: str, step: int, tmp: Path):
+    "Turn a full disk (ENOSPC, or a quota: EDQUOT) during a save into a CheckpointError that says so, once the unfinished save is gone."
+    try: yield
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
+        shutil.rmtree(tmp, ignore_errors=True)  # give the space back; the checkpoints before it were never touched
+        prev, free = latest_step(stage, tag), shutil.disk_usage(tmp.parent).free / 1e6
+        kept = f"the previous checkpoint (step {prev}) is intact" if prev is not None else "there is no earlier checkpoint"
+        raise CheckpointError(f"disk full while saving checkpoint {stage}/{tag} step {step} in {tmp.parent} ({free:.0f} MB free "
+                              f"after removing the unfinished save): {kept}; free some space, then rerun with --resume") from None
+
 def save_checkpoint(stage: str, tag: str, step: int, model: torch.nn.Module, optimizers=(), meta: dict | None = None,
                     loader_state: dict | None = None) -> Path:
     "Write checkpoint `step` of `<stage>/<tag>` atomically; every process must call it. Returns its directory."
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     final = step_dir(stage, tag, step)
     tmp = final.with_name(f".{final.name}.tmp")
-    if rank == 0:
-        shutil.rmtree(tmp, ignore_errors=True)  # what a crash during an earlier save left behind
-        tmp.mkdir(parents=True)
-    _barrier()
-    gathered = [dict(loader_state=loader_state, rng=get_rng_state())]
-    if world > 1:  # rank 0 collects everyone's loader and random state for meta.json
-        mine, gathered = gathered[0], [None] * world if rank == 0 else None
-        dist.gather_object(mine, gathered, dst=0)
-    optim_files = []
-    for i, opt in enumerate(optimizers):
-        if getattr(opt, "state_is_sharded", False):
-            optim_files.append(f"optim_{i}_rank{{rank}}.pt")
-            torch.save(opt.state_dict(), tmp / f"optim_{i}_rank{rank}.pt")
-        else:
-            optim_files.append(f"optim_{i}.pt")
-            if rank == 0: torch.save(opt.state_dict(), tmp / f"optim_{i}.pt")
-    if rank == 0:
-        model = getattr(model, "_orig_mod", model)  # the module inside torch.compile's wrapper
-        torch.save(model.state_dict(), tmp / "model.pt")
-        full_meta = {**(meta or {}), "step": step, "model_config": asdict(model.config), "world_size": world,
-                     "optimizer_files": optim_files, "loader_state": [g["loader_state"] for g in gathered],
-                     "rng": [g["rng"] for g in gathered], "command": [Path(sys.argv[0]).name] + sys.argv[1:],
-                     "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")}
-        (tmp / "meta.json").write_text(json.dumps(full_meta, indent=1))
-    _barrier()   # every file is written
-    if rank == 0:
-        _crash_for_test(step)
-        files = {p.name: dict(bytes=p.stat().st_size, sha256=file_sha256(p)) for p in sorted(tmp.iterdir())}
-        (tmp / MARKER).write_text(json.dumps(dict(step=step, files=files), indent=1))
-        for p in tmp.iterdir(): _fsync(p)
-        _fsync(tmp)
-        if final.exists():  # saving a step again (a rerun): swap the old one out, then delete it
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True); final.rename(old); tmp.rename(final); shutil.rmtree(old)
-        else:
-            tmp.rename(final)
-        _fsync(final.parent)
-    _barrier()
+    with _disk_full_is_clear(stage, tag, step, tmp):
+        if rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)  # what a crash during an earlier save left behind
+            tmp.mkdir(parents=True)
+        _barrier()
+        gathered = [dict(loader_state=loader_state, rng=get_rng_state())]
+        if world > 1:  # rank 0 collects everyone's loader and random state for meta.json
+            mine, gathered = gathered[0], [None] * world if rank == 0 else None
+            dist.gather_object(mine, gathered, dst=0)
+        optim_files = []
+        for i, opt in enumerate(optimizers):
+            if getattr(opt, "state_is_sharded", False):
+                optim_files.append(f"optim_{i}_rank{{rank}}.pt")
+                _torch_save(opt.state_dict(), tmp / f"optim_{i}_rank{rank}.pt")
+            else:
+                optim_files.append(f"optim_{i}.pt")
+                if rank == 0: _torch_save(opt.state_dict(), tmp / f"optim_{i}.pt")
+        if rank == 0:
+            model = getattr(model, "_orig_mod", model)  # the module inside torch.compile's wrapper
+            _torch_save(model.state_dict(), tmp / "model.pt")
+            full_meta = {**(meta or {}), "step": step, "model_config": asdict(model.config), "world_size": world,
+                         "optimizer_files": optim_files, "loader_state": [g["loader_state"] for g in gathered],
+                         "rng": [g["rng"] for g in gathered], "command": [Path(sys.argv[0]).name] + sys.argv[1:],
+                         "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+            (tmp / "meta.json").write_text(json.dumps(full_meta, indent=1))
+        _barrier()   # every file is written
+        if rank == 0:
+            _crash_for_test(step)
+            files = {p.name: dict(bytes=p.stat().st_size, sha256=file_sha256(p)) for p in sorted(tmp.iterdir())}
+            (tmp / MARKER).write_text(json.dumps(dict(step=step, files=files), indent=1))
+            for p in tmp.iterdir(): _fsync(p)
+            _fsync(tmp)
+            if final.exists():  # saving a step again (a rerun): swap the old one out, then delete it
+                old = final.with_name(f".{final.name}.old")
+                shutil.rmtree(old, ignore_errors=True); final.rename(old); tmp.rename(final); shutil.rmtree(old)
+            else:
+                tmp.rename(final)
+            _fsync(final.parent)
+        _barrier()
     return final
 
 # %% ../nbs/04b_checkpoint.ipynb #7f2b23ea
@@ -147,11 +171,26 @@ def latest_step(stage: str, tag: str) -> int | None:
     steps = complete_steps(stage, tag)
     return steps[-1] if steps else None
 
-def verify_checkpoint(path: Path, names=None):
-    "Raise CheckpointError unless every file listed in the marker (or those of them in `names`) is intact."
+WEIGHTS_ONLY = ("model.pt", "meta.json")  # what a model needs without its optimizer
+
+def read_marker(path: Path) -> dict:
+    "The file table (name -> bytes, sha256) of the marker in checkpoint directory `path`; CheckpointError if it is damaged."
     marker = path / MARKER
     if not marker.exists(): raise CheckpointError(f"{path} has no completion marker {MARKER}: it was never finished")
-    for name, want in json.loads(marker.read_text())["files"].items():
+    try:
+        content = json.loads(marker.read_text())
+        files, step = content["files"], content["step"]
+        ok = (isinstance(files, dict) and set(WEIGHTS_ONLY) <= set(files) and (not path.name[5:].isdigit() or step == int(path.name[5:]))
+              and all("/" not in n and n not in (".", "..") and isinstance(w, dict) and type(w.get("bytes")) is int
+                      and isinstance(w.get("sha256"), str) for n, w in files.items()))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        ok = False
+    if not ok: raise CheckpointError(f"{marker} is damaged (empty, cut short or not a marker that save_checkpoint wrote)")
+    return files
+
+def verify_checkpoint(path: Path, names=None):
+    "Raise CheckpointError unless every file listed in the marker (or those of them in `names`) is intact."
+    for name, want in read_marker(path).items():
         if names is not None and name not in names: continue
         f = path / name
         if not f.exists(): raise CheckpointError(f"{f} is missing")
@@ -159,8 +198,6 @@ def verify_checkpoint(path: Path, names=None):
             raise CheckpointError(f"{f} is truncated or overwritten: {size} bytes, the marker says {want['bytes']}")
         if file_sha256(f) != want["sha256"]:
             raise CheckpointError(f"{f} is corrupt: its SHA-256 differs from the one recorded when it was saved")
-
-WEIGHTS_ONLY = ("model.pt", "meta.json")  # what a model needs without its optimizer
 
 def find_checkpoint(stage: str, tag: str, step: int | None = None, names=None) -> Path:
     "The directory of `step`, or of the latest complete checkpoint, whose files (or those in `names`) verify."
@@ -178,6 +215,27 @@ def find_checkpoint(stage: str, tag: str, step: int | None = None, names=None) -
         except CheckpointError as e:
             warnings.warn(f"skipping checkpoint {stage}/{tag} step {s}: {e}; trying the previous one")
     raise CheckpointError(f"no usable checkpoint under {checkpoint_root(stage, tag)} (complete steps: {steps or 'none'})")
+
+# %% ../nbs/04b_checkpoint.ipynb #f689d621
+@contextmanager
+def lock_checkpoints(stage: str, tag: str):
+    "Context manager: hold `<stage>/<tag>` for one training (rank 0 locks for the job); CheckpointError if another holds it."
+    if dist_info()[0] != 0:
+        yield None
+        return
+    path = get_base_dir() / "checkpoints" / stage / f".{tag}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a+")
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0); holder = f.read().strip() or "another process"; f.close()
+        raise CheckpointError(f"checkpoints {stage}/{tag} are in use by another training ({holder}): wait for it to end, "
+                              f"or choose another --tag") from None
+    try:
+        f.truncate(0); f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"); f.flush()
+        yield path
+    finally:
+        f.truncate(0); f.close()  # closing the file releases the lock
 
 # %% ../nbs/04b_checkpoint.ipynb #d680129e
 def load_checkpoint(stage: str, tag: str, step: int | None = None, device="cpu", rank: int = 0,

@@ -1,5 +1,6 @@
 """Checkpoints of lesson 04 (nanochat/checkpoint.py): round trip, atomicity, corruption, load_model."""
 import json, random, warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,3 +170,94 @@ def test_a_model_with_no_checkpoint_names_the_stage_directory():
         load_model("sft")
     with pytest.raises(CheckpointError, match="models: base=base_train"):
         load_model("bsae")  # a typo: not a known stage either, so the known names are listed
+
+
+@pytest.mark.parametrize("garbage", ["", "{\"files\": ", "null", "[1, 2]", "{\"step\": 2}", "{\"step\": 2, \"files\": {}}",
+                                     "{\"step\": 2, \"files\": {\"model.pt\": 5, \"meta.json\": {}}}", "\x00\xff" * 40, "other step"])
+def test_a_damaged_marker_falls_back_like_any_corruption(garbage):
+    model, opts = _trained()
+    save_checkpoint("s", "t", 1, model, opts)
+    path = save_checkpoint("s", "t", 2, model, opts)
+    if garbage == "other step":  # a marker copied from another step: well-formed, but not this checkpoint's
+        (path / MARKER).write_text((step_dir("s", "t", 1) / MARKER).read_text())
+    else:
+        (path / MARKER).write_bytes(garbage.encode("latin-1"))
+    with pytest.warns(UserWarning, match=f"skipping checkpoint s/t step 2: {path / MARKER} is damaged"):
+        assert find_checkpoint("s", "t") == step_dir("s", "t", 1)
+    with pytest.raises(CheckpointError, match="is damaged"):
+        find_checkpoint("s", "t", step=2)
+    with pytest.warns(UserWarning):
+        assert load_checkpoint("s", "t")[2]["step"] == 1
+
+
+def _checkpoint_bytes(path):
+    return sum(p.stat().st_size for p in path.iterdir())
+
+
+def test_disk_full_on_a_real_small_filesystem_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    "A size-limited tmpfs (root can mount one) that holds one checkpoint and a half: the second save hits ENOSPC."
+    import subprocess
+    model, opts = _trained()
+    size = _checkpoint_bytes(save_checkpoint("probe", "t", 1, model, opts))
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(size * 1.5) // 4096 * 4096}", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root); test_disk_full_while_writing_any_file covers the same path")
+    try:
+        monkeypatch.setenv("NANOCHAT_BASE_DIR", str(mnt))
+        save_checkpoint("s", "t", 1, model, opts)
+        with pytest.raises(CheckpointError, match=r"disk full while saving checkpoint s/t step 2 .*previous checkpoint \(step 1\) is intact"):
+            save_checkpoint("s", "t", 2, model, opts)
+        assert sorted(p.name for p in step_dir("s", "t", 1).parent.iterdir()) == ["step_000001"]  # the unfinished save is gone
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert load_checkpoint("s", "t")[2]["step"] == 1
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+@pytest.mark.parametrize("fail_at", ["optim_0.pt", "model.pt", "meta.json", MARKER])
+def test_disk_full_while_writing_any_file(monkeypatch, fail_at):
+    "ENOSPC injected at each write of a save (half the bytes written first, as a full disk does)."
+    import errno, pathlib
+    import nanochat.checkpoint as ckpt
+    model, opts = _trained()
+    save_checkpoint("s", "t", 1, model, opts, meta=dict(n=1))
+    real_save, real_write = ckpt.torch.save, pathlib.Path.write_text
+    def full(name, write_half):
+        write_half()
+        raise OSError(errno.ENOSPC, "No space left on device")
+    def torch_save(obj, f):
+        if Path(f.name).name == fail_at: full(fail_at, lambda: f.write(b"x" * 100))
+        return real_save(obj, f)
+    def write_text(self, text, *a, **k):
+        if self.name == fail_at and ".tmp" in self.parent.name: full(fail_at, lambda: real_write(self, text[:len(text) // 2]))
+        return real_write(self, text, *a, **k)
+    with monkeypatch.context() as m:
+        m.setattr(ckpt.torch, "save", torch_save)
+        m.setattr(pathlib.Path, "write_text", write_text)
+        with pytest.raises(CheckpointError, match="disk full while saving checkpoint s/t step 2"):
+            save_checkpoint("s", "t", 2, model, opts, meta=dict(n=2))
+    assert complete_steps("s", "t") == [1] and not list(step_dir("s", "t", 1).parent.glob(".*"))
+    assert load_checkpoint("s", "t")[2]["n"] == 1
+    save_checkpoint("s", "t", 2, model, opts)  # with space again, the same step saves
+    assert load_checkpoint("s", "t")[2]["step"] == 2
+
+
+def test_a_second_training_on_the_same_tag_is_refused(tmp_path):
+    "The lock holds across processes, names the holder, and goes away with it (even when it is killed)."
+    import os, signal, subprocess, sys
+    from nanochat.checkpoint import lock_checkpoints
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from nanochat.checkpoint import lock_checkpoints\n"
+                               "with lock_checkpoints('base_train', 'd2'):\n print('locked', flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(CheckpointError, match=f"base_train/d2 are in use by another training \\(pid {holder.pid} on "):
+            with lock_checkpoints("base_train", "d2"): pass
+        with lock_checkpoints("base_train", "d3"): pass  # another tag is free
+    finally:
+        os.kill(holder.pid, signal.SIGKILL); holder.wait()
+    with lock_checkpoints("base_train", "d2") as path:  # a killed holder leaves no stale lock
+        assert path.name == ".d2.lock" and path.parent.name == "base_train"
