@@ -5,10 +5,11 @@
 # %% auto #0
 __all__ = ['SPLIT_PATTERN', 'SPECIAL_TOKENS', 'PART_TYPES', 'CL100K_URL', 'get_pair_counts', 'merge', 'train_bpe',
            'vocab_from_merges', 'decode_bpe', 'encode_bpe', 'save_ranks', 'load_ranks', 'normalize_conversation',
-           'Tokenizer', 'gpt4_encoding', 'compression_table', 'markdown_table', 'get_tokenizer']
+           'TokenizerError', 'TokenizerNotFound', 'Tokenizer', 'gpt4_encoding', 'compression_table', 'markdown_table',
+           'get_tokenizer']
 
 # %% ../nbs/01_tokenizer.ipynb #c04ceb4b
-import base64, gzip, hashlib, importlib.util, json, os, tempfile
+import base64, gzip, hashlib, importlib.util, json, os, tempfile, warnings
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import rustbpe
 import tiktoken
 import torch
 
-from .common import get_base_dir
+from .common import BadInput, get_base_dir
 
 # %% ../nbs/01_tokenizer.ipynb #b4c0bce2
 def get_pair_counts(ids: list[int], counts: dict | None = None, weight: int = 1) -> dict:
@@ -137,6 +138,17 @@ def normalize_conversation(messages) -> list[tuple[str, list[dict]]]:
         out.append((role, parts))
     return out
 
+# %% ../nbs/01_tokenizer.ipynb #37c754f8
+class TokenizerError(BadInput):
+    "The tokenizer's files are damaged or do not fit this code."
+
+class TokenizerNotFound(FileNotFoundError, BadInput):
+    "No tokenizer has been saved where one was looked for."
+
+def _content_sha256(meta: dict) -> str: return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
+
+def _file_sha256(path: Path) -> str: return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
 # %% ../nbs/01_tokenizer.ipynb #81569818
 class Tokenizer:
     "nanochat's tokenizer: BPE merges from rustbpe, encoded by tiktoken, with the special tokens after the BPE ids."
@@ -164,21 +176,35 @@ class Tokenizer:
     def load(cls, directory=None) -> "Tokenizer":
         "Load a tokenizer saved by `save` (default: $NANOCHAT_BASE_DIR/tokenizer)."
         directory = Path(directory) if directory else get_base_dir() / "tokenizer"
-        if not (directory / "tokenizer.json").exists():
-            raise FileNotFoundError(f"no tokenizer in {directory}: train one with `python -m nanochat.tok_train`")
-        meta = json.loads((directory / "tokenizer.json").read_text())
-        tok = cls(load_ranks(directory / "tokenizer.tiktoken"), meta["pattern"])
+        meta_path, ranks_path = directory / "tokenizer.json", directory / "tokenizer.tiktoken"
+        if not meta_path.exists():
+            raise TokenizerNotFound(f"no tokenizer in {directory}: train one with `python -m nanochat.tok_train`")
+        retrain = "restore it, or train the tokenizer again with `python -m nanochat.tok_train`"
+        try: meta = json.loads(meta_path.read_text())
+        except (UnicodeDecodeError, ValueError): meta = None
+        if not isinstance(meta, dict) or not isinstance(meta.get("pattern"), str):
+            raise TokenizerError(f"{meta_path} is damaged (not the JSON that save wrote): {retrain}")
+        want = meta.pop("sha256", None)
+        if want is None: warnings.warn(f"{meta_path} has no checksum (saved by an older version): its files cannot be verified")
+        elif want != _content_sha256(meta): raise TokenizerError(f"{meta_path} is corrupt: its content changed since it was saved; {retrain}")
+        if not ranks_path.exists(): raise TokenizerError(f"{ranks_path} is missing: {retrain}")
+        if "tiktoken_sha256" in meta and _file_sha256(ranks_path) != meta["tiktoken_sha256"]:
+            raise TokenizerError(f"{ranks_path} is corrupt: its SHA-256 differs from the one recorded when it was saved; {retrain}")
+        try: tok = cls(load_ranks(ranks_path), meta["pattern"])
+        except (ValueError, TypeError) as e: raise TokenizerError(f"{ranks_path} is damaged ({e}): {retrain}") from None
         if meta["special_tokens"] != tok.special_tokens:
             raise ValueError(f"{directory}: its special tokens {meta['special_tokens']} differ from this code's {tok.special_tokens}")
         tok.train_stats = meta.get("train_stats", {})
         return tok
 
     def save(self, directory=None) -> Path:
-        "Write tokenizer.tiktoken (the ranks) and tokenizer.json (pattern, special tokens) to `directory`."
+        "Write tokenizer.tiktoken (the ranks) and tokenizer.json (pattern, special tokens, checksums) to `directory`."
         directory = Path(directory) if directory else get_base_dir() / "tokenizer"
         directory.mkdir(parents=True, exist_ok=True)
         save_ranks(self.enc._mergeable_ranks, directory / "tokenizer.tiktoken")
-        meta = dict(pattern=self.enc._pat_str, vocab_size=self.vocab_size, special_tokens=self.special_tokens, train_stats=self.train_stats)
+        meta = dict(pattern=self.enc._pat_str, vocab_size=self.vocab_size, special_tokens=self.special_tokens, train_stats=self.train_stats,
+                    tiktoken_sha256=_file_sha256(directory / "tokenizer.tiktoken"))
+        meta["sha256"] = _content_sha256(meta)  # of everything above: a changed pattern would change every tokenization too
         (directory / "tokenizer.json").write_text(json.dumps(meta, indent=1))
         return directory
 

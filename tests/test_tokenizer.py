@@ -321,3 +321,25 @@ def test_tok_eval_stage(tiny_corpus, base_dir):
         assert metrics[f"{kind}_bytes_per_token"] > 0 and metrics[f"{kind}_gpt4_bytes_per_token"] > 0
     section = (base_dir / "runs" / "t" / "report" / "tok_eval.md").read_text()
     assert "| corpus val |" in section and "ours/gpt4" in section
+
+
+@pytest.mark.parametrize("damage", ["ranks bit", "ranks cut", "ranks gone", "json bit", "json garbage", "json empty", "pattern edited"])
+def test_a_damaged_tokenizer_file_is_refused_and_named(tok, base_dir, damage):
+    "One flipped bit in the ranks file would silently change most tokenizations: load checks the checksums saved with it."
+    from nanochat.tokenizer import TokenizerError
+    path = tok.save()
+    ranks, meta = path / "tokenizer.tiktoken", path / "tokenizer.json"
+    r, m = ranks.read_bytes(), meta.read_bytes()
+    target = {"ranks bit": ranks, "ranks cut": ranks, "ranks gone": ranks}.get(damage, meta)
+    if damage == "ranks bit": ranks.write_bytes(r[:500] + bytes([r[500] ^ 4]) + r[501:])
+    elif damage == "ranks cut": ranks.write_bytes(r[:-20])
+    elif damage == "ranks gone": ranks.unlink()
+    elif damage == "json bit": meta.write_bytes(m.replace(b'"vocab_size": ', b'"vocab_size": 1'))
+    elif damage == "json garbage": meta.write_bytes(b"\x00\xff" * 10)
+    elif damage == "json empty": meta.write_bytes(b"")
+    else: meta.write_text(json.dumps({**json.loads(m), "pattern": r"\S+"}))
+    with pytest.raises(TokenizerError, match=f"{target} is (corrupt|damaged|missing)"):
+        get_tokenizer()
+    assert isinstance(TokenizerError("x"), ValueError)  # a stage prints it as one line (nanochat.common.cli)
+    ranks.write_bytes(r); meta.write_bytes(m)
+    assert get_tokenizer().encode(VARIED[0]) == tok.encode(VARIED[0])  # the intact files load again
