@@ -244,7 +244,7 @@ def contamination(texts, reference=None, n: int = 8) -> list[tuple[str, str]]:
         if hit: hits.append((t, hit))
     return hits
 
-# %% ../nbs/07_chat_data.ipynb #88c7619d
+# %% ../nbs/07_chat_data.ipynb #dfaef5e2
 MODEL_NAME = "nanochat"
 
 IDENTITY_ANSWERS = {
@@ -271,10 +271,13 @@ IDENTITY_QUESTIONS = {
     },
     "heldout": {
         "name": ["May I know your name?", "Identify yourself, please.", "What name do you go by?", "Who exactly are you?",
-                 "Hey, who is this?"],
-        "maker": ["Who is responsible for creating you?", "Who developed you?"],
-        "can": ["What are your abilities?"],
-        "cannot": ["Do you have internet access?"],
+                 "Hey, who is this?", "What do people call you?", "Tell me who you are.", "Which model are you?",
+                 "Are you a person or a program?", "What is the name of this assistant?", "Could you introduce yourself?",
+                 "Whom am I chatting with?"],
+        "maker": ["Who is responsible for creating you?", "Who developed you?", "Who are your creators?",
+                  "Where were you made?"],
+        "can": ["What are your abilities?", "What kinds of things can you help with?"],
+        "cannot": ["Do you have internet access?", "Can you look things up online?"],
     },
 }
 
