@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['FINETUNE_OBSERVING', 'PackedBatches', 'pad_batch', 'padding_fraction', 'PaddedBatches', 'finetune_step', 'LoRALinear',
            'add_lora', 'lora_state', 'merge_lora_state', 'stage_mixture', 'heldout_conversations', 'validation_loss',
-           'model_and_optimizers', 'finetune']
+           'model_and_optimizers', 'finetune_tag', 'check_finetune_flags', 'finetune']
 
-# %% ../nbs/07_sft.ipynb #30b1c454
+# %% ../nbs/07_sft.ipynb #66a6bd4e
 import math, sys, time
 from contextlib import nullcontext
 
@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from .chat_data import (Mixture, Task, arithmetic_problems, chat_tasks, chitchat_conversations, downloaded_tasks,
                                 identity_conversations, problem_conversation, spelling_conversations, write_chat_manifest)
-from .checkpoint import CheckpointError, load_checkpoint, load_model, model_stage, save_checkpoint, set_rng_state
-from .common import BadInput, check_flag, log_metrics, print0, setup_dist, write_report_section
+from .checkpoint import find_tag, load_checkpoint, load_model, model_stage, save_checkpoint, set_rng_state
+from .common import check_device_type, check_flag, log_metrics, print0, setup_dist, write_report_section
 from .optim import AdamW, apply_schedules, setup_optimizers
 from .train import (archive_checkpoints, autocast_for, check_replicas_in_sync, check_resume_flags, memory_mb,
                             prune_checkpoints)
@@ -199,13 +199,14 @@ def validation_loss(model, tokenizer, conversations, batch_size: int, seq_len: i
         count += int((y >= 0).sum())
     return total / max(count, 1)
 
-# %% ../nbs/07_sft.ipynb #4fc0de22
+# %% ../nbs/07_sft.ipynb #cbd4b341
 def model_and_optimizers(source: str, source_tag: str, source_step: int, device, lora_rank: int, lora_alpha: float,
                          lora_lr: float, matrix_lr: float, embedding_lr: float, unembedding_lr: float, init_lr_frac: float):
     "(model, tokenizer, optimizers, where it came from) for a fine-tuning run."
     model, tokenizer, meta = load_model(source, tag=source_tag or None, step=source_step if source_step >= 0 else None, device=device)
-    origin = dict(stage=model_stage(source), tag=meta.get("flags", {}).get("tag") or source_tag, step=meta["step"])
-    if "lora" in meta: origin = dict(meta["lora"]["base"])  # fine-tuning a merged LoRA model: keep the merged weights' origin
+    origin = dict(stage=model_stage(source), tag=source_tag, step=meta["step"])
+    check_flag(not (lora_rank and "lora" in meta), "lora_rank", lora_rank,
+               f"{origin['stage']}/{source_tag} is itself a LoRA run: adapters must adapt saved weights (fine-tune it fully, or LoRA its base)")
     model.train()
     if lora_rank > 0:
         adapters = add_lora(model, lora_rank, lora_alpha)
@@ -224,7 +225,35 @@ class _Adapters(nn.Module):
         self.config, self._state = model.config, lora_state(model)
     def state_dict(self, *args, **kwargs): return dict(self._state)
 
-# %% ../nbs/07_sft.ipynb #ed63b668
+# %% ../nbs/07_sft.ipynb #5d895a10
+def finetune_tag(source: str, source_tag: str = "", tag: str = "", lora_rank: int = 0) -> str:
+    "The tag a fine-tuning run saves under: `tag`, else the source's tag (+ '-lora<R>' for LoRA)."
+    return tag or (source_tag or find_tag(source)) + (f"-lora{lora_rank}" if lora_rank else "")
+
+def check_finetune_flags(f: dict):
+    "Raise BadInput naming the first fine-tuning flag (`f`, a dict of them) that cannot work."
+    check_flag(f["stage"] in ("mid_train", "chat_sft"), "stage", f["stage"], "mid_train or chat_sft")
+    for name in ("device_batch_size", "grad_accum"): check_flag(f[name] >= 1, name, f[name], "must be at least 1")
+    for name in ("arithmetic", "spelling", "identity_copies"): check_flag(f[name] >= 0, name, f[name], "must be 0 or more")
+    check_flag(f["num_iterations"] == -1 or f["num_iterations"] >= 1, "num_iterations", f["num_iterations"], "at least 1, or -1 (from --num-epochs)")
+    check_flag(math.isfinite(f["num_epochs"]) and f["num_epochs"] > 0, "num_epochs", f["num_epochs"], "must be positive")
+    check_flag(f["max_seq_len"] == -1 or f["max_seq_len"] >= 2, "max_seq_len", f["max_seq_len"], "at least 2, or -1 (the model's context)")
+    for name in ("init_lr_frac", "matrix_lr", "embedding_lr", "unembedding_lr", "lora_lr", "lora_alpha"):
+        check_flag(math.isfinite(f[name]) and f[name] >= 0, name, f[name], "must be a number, 0 or more")
+    check_flag(0 <= f["warmdown_ratio"] <= 1, "warmdown_ratio", f["warmdown_ratio"], "must be between 0 and 1")
+    check_flag(f["lora_rank"] >= 0, "lora_rank", f["lora_rank"], "0 (full fine-tuning) or the adapters' rank")
+    check_flag(f["stage"] == "chat_sft" or f["lora_rank"] == 0, "lora_rank", f["lora_rank"], "LoRA is for chat_sft; mid_train trains every weight")
+    check_flag(f["eval_every"] >= 0, "eval_every", f["eval_every"], "must be 0 (never) or more")
+    check_flag(f["save_every"] >= -1, "save_every", f["save_every"], "must be -1 (only at the end), 0 (never) or more")
+    check_flag(f["source_step"] >= -1, "source_step", f["source_step"], "a step of the source, or -1 (its latest)")
+    for name in ("tag", "source_tag"):
+        check_flag(f[name] == "" or ("/" not in f[name] and not f[name].startswith(".") and f[name] != "archive"), name, f[name],
+                   "must be a plain name: no '/', not starting with '.', not 'archive'")
+    check_flag(f["data"] in ("offline", "hf"), "data", f["data"], "choose offline (generated and packaged sets) or hf (also download SmolTalk, MMLU aux, GSM8K)")
+    check_flag(f["dtype"] in ("", "bfloat16", "float32"), "dtype", f["dtype"], "choose bfloat16 or float32 (empty = by device)")
+    check_device_type(f["device_type"])
+
+# %% ../nbs/07_sft.ipynb #ec431dc4
 FINETUNE_OBSERVING = {"run_name", "resume", "eval_every", "save_every", "keep_last", "compile"}
 
 def finetune(stage: str, run_name: str = "default", source: str = "base", source_tag: str = "", source_step: int = -1,
@@ -237,11 +266,8 @@ def finetune(stage: str, run_name: str = "default", source: str = "base", source
     "Fine-tune `source` into checkpoints/<stage>/<tag>: packed batches for mid_train, padded masked ones for chat_sft."
     flags = {k: v for k, v in locals().items() if k != "callback"}
     t_start = time.time()
-    check_flag(stage in ("mid_train", "chat_sft"), "stage", stage, "mid_train or chat_sft")
-    for name in ("device_batch_size", "grad_accum"): check_flag(flags[name] >= 1, name, flags[name], "must be at least 1")
-    check_flag(lora_rank >= 0, "lora_rank", lora_rank, "0 (full fine-tuning) or the adapters' rank")
-    check_flag(stage == "chat_sft" or lora_rank == 0, "lora_rank", lora_rank, "LoRA is for chat_sft; mid_train trains every weight")
-    check_flag(num_epochs > 0, "num_epochs", num_epochs, "must be positive")
+    check_finetune_flags(flags)
+    source_tag = source_tag or find_tag(source)
     rank, _, world, device = setup_dist(device_type)
     dtype = dtype or ("bfloat16" if device.type == "cuda" else "float32")
     autocast = autocast_for(device, dtype)
@@ -250,7 +276,7 @@ def finetune(stage: str, run_name: str = "default", source: str = "base", source
         source, source_tag, source_step, device, lora_rank, lora_alpha or lora_rank, lora_lr, matrix_lr, embedding_lr,
         unembedding_lr, init_lr_frac)
     max_seq_len = max_seq_len if max_seq_len > 0 else model.config.sequence_len
-    tag = tag or (f"{origin['tag']}" + (f"-lora{lora_rank}" if lora_rank else ""))
+    tag = finetune_tag(source, source_tag, tag, lora_rank)
     flags.update(tag=tag, dtype=dtype, device_type=device.type, max_seq_len=max_seq_len, source_tag=origin["tag"], source_step=origin["step"])
     mixture = stage_mixture(data, arithmetic, spelling, identity_copies, chitchat, multiple_choice, seed)
     Batches = PackedBatches if stage == "mid_train" else PaddedBatches
