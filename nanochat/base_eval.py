@@ -12,7 +12,8 @@ from contextlib import nullcontext
 import torch
 import torch.distributed as dist
 
-from .common import cleanup_dist, cli, log_metrics, print0, setup_dist, write_report_section
+from .checkpoint import MODEL_STAGES
+from .common import check_device_type, check_flag, cleanup_dist, cli, get_base_dir, log_metrics, print0, setup_dist, write_report_section
 from .data import TokenLoader
 from .eval import evaluate_bpb, evaluate_core, greedy_continue, load_source
 from .eval_tasks import CORE_SPECS, download_eval_bundle, load_core_tasks
@@ -46,6 +47,18 @@ def main(run_name: str = "default",  # run name: results go to $NANOCHAT_BASE_DI
          num_samples: int = 7,  # prompts to continue greedily for the samples (0 = none)
          device_type: str = ""):  # cuda or cpu; empty = autodetect
     "Evaluate a base model: bits per byte (train/val), CORE, greedy samples; writes the Base model evaluation section."
+    check_flag(source in MODEL_STAGES, "source", source, f"choose one of {', '.join(MODEL_STAGES)}")
+    check_flag(step >= -1, "step", step, "must be a step number, or -1 (the latest)")
+    check_flag(max_per_task == -1 or max_per_task >= 1, "max_per_task", max_per_task, "must be at least 1, or -1 (all)")
+    unknown = sorted({l.strip() for l in core_labels.split(",") if l.strip()} - set(CORE_SPECS))
+    check_flag(not unknown, "core_labels", core_labels, f"unknown tasks {unknown}; the tasks are {', '.join(CORE_SPECS)}")
+    check_flag(core_data in ("auto", "bundle", "packaged"), "core_data", core_data, "choose auto, bundle or packaged")
+    check_flag(bpb_tokens >= 1, "bpb_tokens", bpb_tokens, "must be at least 1")
+    check_flag(device_batch_size >= 1, "device_batch_size", device_batch_size, "must be at least 1")
+    check_flag(num_samples >= 0, "num_samples", num_samples, "must be 0 (none) or more")
+    check_flag(bool(run_name) and "/" not in run_name and not run_name.startswith("."), "run_name", run_name, "must be a plain, non-empty name: no '/', not starting with '.'")
+    check_device_type(device_type)
+    get_base_dir()
     start = time.time()
     rank, _, world, device = setup_dist(device_type)
     model, tokenizer, meta = load_source(source, tag or None, None if step < 0 else step, device)

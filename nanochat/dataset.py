@@ -10,7 +10,7 @@ import time, urllib.request
 
 import pyarrow.parquet as pq
 
-from .common import cli, dist_info, log_metrics, print0, write_report_section
+from .common import check_flag, cli, dist_info, get_base_dir, log_metrics, print0, write_report_section
 from .data import build_corpus, download_fineweb, get_data_dir, list_shards, shard_url
 
 # %% ../nbs/stages/dataset.ipynb #c6340fb3
@@ -46,8 +46,12 @@ def main(num_shards: int = 8,  # FineWeb-EDU training shards to download (~250M 
          workers: int = 8,  # parallel downloads
          run_name: str = "default"):  # run name: results go to $NANOCHAT_BASE_DIR/runs/<run>
     "Prepare the pretraining shards in $NANOCHAT_BASE_DIR/base_data."
+    check_flag(num_shards >= 1, "num_shards", num_shards, "must be at least 1")  # flags first: a bad one changes nothing
+    check_flag(source in ("packages", "fineweb", "auto"), "source", source, "choose packages, fineweb or auto")
+    check_flag(workers >= 1, "workers", workers, "must be at least 1")
+    check_flag(bool(run_name) and "/" not in run_name and not run_name.startswith("."), "run_name", run_name, "must be a plain, non-empty name: no '/', not starting with '.'")
+    get_base_dir()
     if dist_info()[1] != 0: return {}  # one process per machine prepares the data
-    if source not in ("packages", "fineweb", "auto"): raise SystemExit(f"dataset: unknown --source {source!r}; use packages, fineweb or auto")
     if source == "auto": source = "fineweb" if fineweb_reachable() else "packages"
     start = time.time()
     manifest = build_corpus() if source == "packages" else download_fineweb(num_shards, workers=workers)

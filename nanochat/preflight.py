@@ -11,13 +11,16 @@ import importlib
 import torch
 import torch.distributed as dist
 
-from .common import cleanup_dist, cli, env_info, print0, setup_dist, write_report_section
+from .common import check_device_type, check_flag, cleanup_dist, cli, get_base_dir, env_info, print0, setup_dist, write_report_section
 
 # %% ../nbs/stages/preflight.ipynb #6bcd4e18
 @cli
 def main(run_name: str = "default",  # run name: results go to $NANOCHAT_BASE_DIR/runs/<run>
          device_type: str = ""):  # cuda or cpu; empty = autodetect
     "Check torch, devices, rustbpe and the process group; write the Environment section."
+    check_flag(bool(run_name) and "/" not in run_name and not run_name.startswith("."), "run_name", run_name, "must be a plain, non-empty name: no '/', not starting with '.'")
+    check_device_type(device_type)
+    get_base_dir()  # a base dir that is a file or cannot be written: the first thing preflight should catch
     rank, local_rank, world_size, device = setup_dist(device_type)
     try:
         rustbpe = importlib.import_module("rustbpe")

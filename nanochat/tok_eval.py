@@ -9,7 +9,7 @@ __all__ = ['MATH_SAMPLE', 'OTHER_LANGUAGES_SAMPLE', 'CODE_FILES', 'take_chars', 
 import sysconfig
 from pathlib import Path
 
-from .common import cli, dist_info, log_metrics, print0, write_report_section
+from .common import check_flag, cli, dist_info, log_metrics, print0, write_report_section
 from .data import DataNotFound, iter_documents
 from .tokenizer import compression_table, get_tokenizer, gpt4_encoding, markdown_table
 
@@ -70,6 +70,8 @@ def evaluate(tokenizer, samples: dict[str, str]) -> list[dict]:
 def main(max_chars: int = 1_000_000,  # characters of each kind of text to measure (at most)
          run_name: str = "default"):  # run name: results go to $NANOCHAT_BASE_DIR/runs/<run>
     "Print and report the compression of our tokenizer and GPT-4's on several kinds of text."
+    check_flag(max_chars >= 1, "max_chars", max_chars, "must be at least 1")
+    check_flag(bool(run_name) and "/" not in run_name and not run_name.startswith("."), "run_name", run_name, "must be a plain, non-empty name: no '/', not starting with '.'")
     if dist_info()[0] != 0: return {}  # one process is enough
     tokenizer = get_tokenizer()
     rows = evaluate(tokenizer, eval_samples(max_chars))

@@ -10,7 +10,7 @@ import time
 
 from tqdm import tqdm
 
-from .common import cli, dist_info, get_base_dir, log_metrics, print0, write_report_section
+from .common import check_flag, cli, dist_info, get_base_dir, log_metrics, print0, write_report_section
 from .data import iter_documents
 from .tokenizer import Tokenizer
 
@@ -59,6 +59,12 @@ def main(vocab_size: int = 65_536,  # tokens in the vocabulary, the 9 special to
          num_threads: int = 0,  # threads that count chunks; 0 = every core
          run_name: str = "default"):  # run name: results go to $NANOCHAT_BASE_DIR/runs/<run>
     "Train the tokenizer on the corpus's training split and save it to $NANOCHAT_BASE_DIR/tokenizer."
+    check_flag(256 + 9 <= vocab_size < 2**31, "vocab_size", vocab_size, "must be at least 265 (256 bytes + 9 special tokens) and below 2**31")
+    check_flag(max_chars >= 1, "max_chars", max_chars, "must be at least 1")
+    check_flag(doc_cap >= 1, "doc_cap", doc_cap, "must be at least 1")
+    check_flag(num_threads >= 0, "num_threads", num_threads, "must be 0 (every core) or more")
+    check_flag(bool(run_name) and "/" not in run_name and not run_name.startswith("."), "run_name", run_name, "must be a plain, non-empty name: no '/', not starting with '.'")
+    get_base_dir()
     if dist_info()[0] != 0: return {}  # one process trains; torchrun waits for it
     start = time.time()
     tok, metrics = train_tokenizer(iter_documents("train"), vocab_size, max_chars, doc_cap, num_threads, iter_documents("val"))
