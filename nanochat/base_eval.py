@@ -29,7 +29,9 @@ def core_table(core: dict, missing: dict) -> str:
         spec = CORE_SPECS.get(label)
         kind, shots = (spec.kind, spec.num_fewshot) if spec else ("", "")
         lines.append(f"| {label} | {kind} | {shots} | {r['n']} | {r['accuracy']:.4f} | {r['stderr']:.4f} | {r['baseline']:.2f} | {r['centered']:+.4f} | {r['source']} |")
-    if missing: lines.append("\nNot run (no data; not counted in CORE): " + ", ".join(f"{k} ({v})" for k, v in missing.items()))
+    by_reason = {}
+    for label, why in missing.items(): by_reason.setdefault(why, []).append(label)
+    for why, labels in by_reason.items(): lines.append(f"\nNot run (not counted in CORE) — {why}: {', '.join(labels)}")
     return "\n".join(lines)
 
 # %% ../nbs/stages/base_eval.ipynb #db1296b0
