@@ -253,7 +253,7 @@ def check_finetune_flags(f: dict):
     check_flag(f["dtype"] in ("", "bfloat16", "float32"), "dtype", f["dtype"], "choose bfloat16 or float32 (empty = by device)")
     check_device_type(f["device_type"])
 
-# %% ../nbs/07_sft.ipynb #ec431dc4
+# %% ../nbs/07_sft.ipynb #954faf59
 FINETUNE_OBSERVING = {"run_name", "resume", "eval_every", "save_every", "keep_last", "compile"}
 
 def finetune(stage: str, run_name: str = "default", source: str = "base", source_tag: str = "", source_step: int = -1,
@@ -267,6 +267,7 @@ def finetune(stage: str, run_name: str = "default", source: str = "base", source
     flags = {k: v for k, v in locals().items() if k != "callback"}
     t_start = time.time()
     check_finetune_flags(flags)
+    if not lora_rank: flags.update(lora_alpha=0.0, lora_lr=0.0)  # unused without LoRA: never a reason to refuse a resume
     source_tag = source_tag or find_tag(source)
     rank, _, world, device = setup_dist(device_type)
     dtype = dtype or ("bfloat16" if device.type == "cuda" else "float32")
