@@ -1,0 +1,41 @@
+# %% [markdown]
+# # Exercise 07c — a LoRA linear layer
+# LoRA (Hu et al., 2021, https://arxiv.org/abs/2106.09685) freezes a linear layer's weight `W` (out × in)
+# and learns a low-rank change: `y = x Wᵀ + (alpha / rank) · x Aᵀ Bᵀ`, with `A` of shape (rank, in) and `B`
+# of shape (out, rank).
+#
+# - `A` starts random (normal, std `1/sqrt(in)`), `B` starts at **zero**: before training the layer computes
+#   exactly what the frozen one does;
+# - only `A` and `B` are trainable (`requires_grad`); the wrapped layer's weight is frozen;
+# - `merged()` returns a plain `nn.Linear` whose weight is `W + (alpha / rank) · B A` — the same outputs as
+#   the LoRA layer, with no extra cost at inference.
+#
+# Target: the tests check outputs, gradients, parameter counts and the merge. Grade with `make grade LESSON=07`.
+
+# %%
+import math
+import torch
+import torch.nn as nn
+
+# %%
+class LoRALinear(nn.Module):
+    "A frozen nn.Linear (bias-free) plus a trainable low-rank update."
+    def __init__(self, base: nn.Linear, rank: int, alpha: float):
+        """Keep `base` (frozen), create parameters `self.A` (rank × in) and `self.B` (out × rank), store the scale alpha/rank.
+
+        Hint: `nn.Parameter(torch.randn(rank, base.in_features) / math.sqrt(base.in_features))`.
+        """
+        super().__init__()
+        self.base, self.scale = base, alpha / rank
+        base.weight.requires_grad_(False)
+        self.A = nn.Parameter(torch.randn(rank, base.in_features) / math.sqrt(base.in_features))
+        self.B = nn.Parameter(torch.zeros(base.out_features, rank))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + self.scale * (x @ self.A.t() @ self.B.t())
+
+    def merged(self) -> nn.Linear:
+        "A plain bias-free nn.Linear with weight W + scale · B @ A."
+        out = nn.Linear(self.base.in_features, self.base.out_features, bias=False)
+        with torch.no_grad(): out.weight.copy_(self.base.weight + self.scale * self.B @ self.A)
+        return out
