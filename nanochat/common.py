@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['PRESETS', 'PIPELINE', 'BadInput', 'check_flag', 'get_base_dir', 'get_run_dir', 'pick_preset', 'dist_info',
            'is_master', 'print0', 'autodetect_device_type', 'check_device_type', 'setup_dist', 'cleanup_dist',
-           'log_metrics', 'read_metrics', 'git_commit', 'env_info', 'command_line', 'write_report_section',
-           'step_stage', 'StageFailed', 'stage_command', 'run_stage', 'cli']
+           'log_metrics', 'read_metrics', 'git_commit', 'env_info', 'format_value', 'command_line',
+           'write_report_section', 'step_stage', 'StageFailed', 'stage_command', 'run_stage', 'cli']
 
 # %% ../nbs/00_common.ipynb #f845f4fb
 class BadInput(ValueError):
@@ -157,10 +157,21 @@ def env_info() -> dict:
             "cpu": platform.processor() or platform.machine(), "cpu cores": os.cpu_count(), "platform": platform.platform()}
 
 # %% ../nbs/00_common.ipynb #0345be80
+def format_value(v) -> str:
+    "A number or text for a report table: counts with separators, small fractions to 4 places, paths as code."
+    if isinstance(v, bool) or v is None: return str(v)
+    if isinstance(v, int): return f"{v:,}"
+    if isinstance(v, float):
+        if v != v or abs(v) == float("inf"): return str(v)
+        return f"{v:.4f}" if abs(v) < 10 else f"{v:,.2f}" if abs(v) < 1000 else f"{v:,.0f}"
+    text = str(v)
+    if (" " not in text and ("/" in text or "_" in text)) or "__" in text or "*" in text:
+        return f"`{text}`"  # a path like .../rustbpe/__init__.py, read as markdown, would turn bold
+    return text.replace("|", "\\|")
+
 def _table(rows: dict) -> str:
     "A two-column markdown table."
-    lines = ["| | |", "|---|---|"] + [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in rows.items()]
-    return "\n".join(lines)
+    return "\n".join(["| | |", "|---|---|"] + [f"| {k} | {format_value(v)} |" for k, v in rows.items()])
 
 def command_line(argv: list[str] | None = None) -> str:
     "This process's command as one would type it again: `torchrun --nproc_per_node=2 -m nanochat.base_train --depth 4`, shell-quoted."

@@ -12,7 +12,7 @@ SFT = {"arc_easy": 0.3876, "arc_challenge": 0.2807, "mmlu": 0.3151, "gsm8k": 0.0
 def _rows(table: str) -> dict[str, list[str]]:
     lines = table.splitlines()
     assert lines[0] == "| Metric | BASE | MID | SFT | RL |"
-    return {cells[0]: cells[1:] for cells in ([c.strip() for c in l.strip("|").split("|")] for l in lines[2:])}
+    return {cells[0]: cells[1:] for cells in ([c.strip() for c in l.strip("|").split("|")] for l in lines[2:] if l.startswith("|"))}
 
 
 def _timings(run, rows):
@@ -32,12 +32,14 @@ def test_report_from_stage_sections_has_every_row_with_dashes_for_stages_that_di
     text = assemble_report(run).read_text()
     rows = _rows(text.split("## Summary", 1)[1].strip().split("\n\n")[0])
     assert list(rows) == SUMMARY_ROWS
-    assert rows["CORE"] == ["0.2000", "-", "-", "-"]
-    assert rows["GSM8K"] == ["-", "-", "0.0455", "-"]
-    assert rows["ChatCORE"] == ["-", "-", "0.0884", "-"]  # computed from the five tasks: nanochat's SFT ChatCORE
+    assert rows["CORE"] == ["0.2000", "—", "—", "—"]
+    assert rows["val bpb"] == ["1.1000", "—", "—", "—"]
+    assert rows["GSM8K"] == ["—", "—", "0.0455", "—"]
+    assert rows["ChatCORE"] == ["—", "—", "0.0884", "—"]  # computed from the five tasks: nanochat's SFT ChatCORE
     for name in ["ARC-Challenge", "ARC-Easy", "HumanEval", "MMLU"]:
-        assert rows[name][0] == rows[name][1] == rows[name][3] == "-"
-    assert "14 of 22 CORE tasks" in text
+        assert rows[name][0] == rows[name][1] == rows[name][3] == "—"
+    assert "MID, RL: their stages did not run in this run" in text
+    assert text.count("eval bundle") == 1 and "14 of 22 CORE tasks" in text
     assert "- Base model (step 100): train bpb 1.0000, val bpb 1.1000, CORE 0.2000 over 14 of 22 tasks" in text
     assert text.index("## Environment") < text.index("## Base model evaluation") < text.index("## Chat evaluation (sft)")
 
@@ -49,7 +51,7 @@ def test_tokenizer_compression_from_tok_train():
 
 def test_an_empty_run_gives_a_table_of_dashes():
     rows = _rows(summary_table("empty"))
-    assert list(rows) == SUMMARY_ROWS and all(cells == ["-"] * 4 for cells in rows.values())
+    assert list(rows) == SUMMARY_ROWS and all(cells == ["—"] * 4 for cells in rows.values())
     assert "No stage timings" in assemble_report("empty").read_text()
 
 
@@ -73,7 +75,8 @@ def test_wall_time_and_cost():
     assert lines[0] == f"Total wall-clock time: {format_duration(30 + 3 * 3600 + 570)} over 3 stages" == "Total wall-clock time: 3h10m over 3 stages"
     assert f"{8 * hours:.2f} GPU-hours × $3.00 = ${8 * hours * 3:.2f}" in lines[1]
     text = assemble_report(run, gpu_hour_price=2.5).read_text()
-    assert f"${8 * hours * 2.5:.2f}" in text and "| base_train | 3h00m | 8 |" in text
+    assert f"${8 * hours * 2.5:.2f}" in text and "| base_train | 3h00m | 8 | 24.000 | $60.00 | ok |" in text
+    assert f"| total | 3h10m |  | {8 * hours:.3f} | ${8 * hours * 2.5:,.2f} |  |" in text
 
 
 def test_a_cpu_run_costs_no_gpu_time():
@@ -82,24 +85,40 @@ def test_a_cpu_run_costs_no_gpu_time():
     assert cost_lines("cpu")[1] == "Estimated cost: no GPU was used (a CPU run)"
 
 
-def test_loss_curves_are_plotted_from_metrics():
+def test_loss_curves_are_plotted_from_metrics_with_whole_steps(monkeypatch):
+    import sys
+    from nanochat import report
+    monkeypatch.setitem(sys.modules, "nanochat.plots", None)  # Panel is not needed (a bare GPU machine has none)
     for step in range(5):
         log_metrics("p", "base_train", step, loss=3.0 - step * 0.1)
     log_metrics("p", "base_train", 4, val_bpb=1.2)
+    log_metrics("p", "chat_sft", 0, loss=2.0)
     text = assemble_report("p").read_text()
-    assert "![base_train_loss](base_train_loss.png)" in text
-    png = get_run_dir("p") / "base_train_loss.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![loss_base_train](loss_base_train.png)" in text and "![loss_chat_sft](loss_chat_sft.png)" in text
+    assert (get_run_dir("p") / "loss_base_train.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from matplotlib.figure import Figure
+    saved = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, path, **kw: saved.append(fig))
+    report.save_loss_png(report.read_metrics("p", "base_train"), "x.png")
+    for ax in saved[0].axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
 
 
-def test_the_fallback_plot_draws_every_loss_key(monkeypatch):
-    import sys
-    from nanochat import report
-    monkeypatch.setitem(sys.modules, "nanochat.plots", None)  # as if the pretraining lesson's plots were not there
-    for step in range(3):
-        log_metrics("f", "chat_sft", step, loss=2.0 - step * 0.1, val_loss=2.1)
-    paths = report.plot_losses("f")
-    assert [p.name for p in paths] == ["chat_sft_loss.png"] and paths[0].read_bytes()[:4] == b"\x89PNG"
+def test_failed_stages_and_number_formats_keep_the_markdown_whole():
+    write_report_section("n", "preflight", "Environment", config={"gpus": "none", "rustbpe": "/x/site-packages/rustbpe/__init__.py"},
+                         metrics={"characters": 35952511, "tok_per_s": 21750.522, "mfu": 0.21594})
+    with open(get_run_dir("n") / "stages.jsonl", "w") as f:
+        f.write(json.dumps({"stage": "base_train", "seconds": 5.0, "returncode": 1, "command": ["--nproc_per_node=1"]}) + "\n")
+    text = assemble_report("n").read_text()
+    assert "| rustbpe | `/x/site-packages/rustbpe/__init__.py` |" in text
+    assert "| characters | 35,952,511 |" in text and "| tok_per_s | 21,751 |" in text and "| mfu | 0.2159 |" in text
+    assert "| base_train | 5.0s | 1 | failed (exit 1) |" in text
+    tables, block = [], []
+    for line in text.splitlines() + [""]:  # every row of every table has as many cells as the table's header
+        if line.startswith("|"): block.append(line.replace("\\|", "").count("|"))
+        elif block: tables.append(block); block = []
+    assert tables and all(len(set(t)) == 1 for t in tables), tables
 
 
 def test_section_tables_read_back():
