@@ -180,11 +180,11 @@ def warm_start(model, tokenizer, problems, steps: int = 60, lr: float = 3e-3, se
 def group_seed(seed: int, step: int, index: int) -> int: return seed * 1_000_003 + step * 1009 + index
 
 def sample_step(engine, problems, step: int, groups_per_step: int, num_samples: int, max_tokens: int,
-                temperature: float = 1.0, seed: int = 0, indices=None, reward=answer_reward) -> list[Group]:
+                temperature: float = 1.0, seed: int = 0, indices=None, reward=answer_reward, top_k: int | None = None) -> list[Group]:
     "The groups of `step`: question q is problems[(step·groups_per_step + q) mod len]; only `indices` (default all) are sampled."
     indices = range(groups_per_step) if indices is None else indices
     return [sample_group(engine, *problems[(step * groups_per_step + q) % len(problems)], num_samples, max_tokens,
-                         temperature, seed=group_seed(seed, step, q), reward=reward) for q in indices]
+                         temperature, top_k, seed=group_seed(seed, step, q), reward=reward) for q in indices]
 
 def evaluate(engine, problems, num_samples: int = 8, max_tokens: int = 16, temperature: float = 1.0, ks=(1, 8),
              seed: int = 12345, reward=answer_reward) -> dict:

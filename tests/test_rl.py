@@ -141,3 +141,79 @@ def test_two_processes_take_the_same_step_as_one(tmp_path):
     for rank in (0, 1):
         two = torch.load(tmp_path / "two" / f"rank{rank}.pt")
         for k in one: assert torch.allclose(one[k], two[k], atol=1e-5), (rank, k, (one[k] - two[k]).abs().max())
+
+
+# --- the chat_rl stage, on what the real smoke pipeline wrote -------------------------------------------------
+
+def rl_flags(run, **kw):
+    f = {**dict(run_name=run, num_steps=4, groups_per_step=4, num_samples=4, max_new_tokens=12, eval_problems=4, pass_k=4,
+                pool_size=16, eval_every=0, save_every=2, device_type="cpu"), **kw}
+    return [x for k, v in f.items() for x in ([f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)]))]
+
+
+@pytest.fixture
+def rl_base(smoke_base, tmp_path, monkeypatch):
+    "A copy of the smoke pipeline's base dir (chat_rl writes checkpoints) and the most trained model in it other than rl."
+    import shutil
+    from nanochat.checkpoint import available_models
+    base = tmp_path / "base"
+    shutil.copytree(smoke_base, base, ignore=shutil.ignore_patterns("chat_rl"))
+    monkeypatch.setenv("NANOCHAT_BASE_DIR", str(base))
+    return base, [m for m in available_models() if m != "rl"][0]
+
+
+def run_rl(args, nproc=1, env=None):
+    from nanochat.common import stage_command
+    cmd = stage_command("chat_rl", args, nproc) if nproc > 1 else [sys.executable, "-m", "nanochat.chat_rl", *args]
+    return subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, capture_output=True, text=True, timeout=600)
+
+
+def final_records(run):
+    "step -> the last training record of that step (a resumed run's records win)."
+    from nanochat.common import read_metrics
+    return {r["step"]: {k: v for k, v in r.items() if k not in ("time", "sample_s", "update_s", "tok_per_s")}
+            for r in read_metrics(run, "chat_rl") if "reward" in r}
+
+
+def weights(tag, step):
+    from nanochat.checkpoint import load_checkpoint
+    return load_checkpoint("chat_rl", tag, step, load_optimizer=False)[0]
+
+
+def test_chat_rl_logs_saves_and_resumes_exactly_after_sigkill(rl_base):
+    base, source = rl_base
+    from nanochat.checkpoint import find_tag
+    tag = find_tag(source)
+    r = run_rl(rl_flags("full", source=source, tag="full"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    full = final_records("full")
+    assert sorted(full) == [0, 1, 2, 3] and {"reward", "pass@1", "pass@4", "length", "tokens", "level"} <= set(full[0])
+    assert (base / "runs" / "full" / "report" / "chat_rl.md").exists()
+    killed = run_rl(rl_flags("cut", source=source, tag="cut"), env={"NANOCHAT_KILL_DURING_SAVE": "4"})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    r = run_rl(rl_flags("cut", source=source, tag="cut", resume=True))
+    assert r.returncode == 0 and "resumed chat_rl/cut from step 2" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+    assert final_records("cut") == full
+    a, b = weights("full", 4), weights("cut", 4)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert tag   # the source had a tag; chat_rl's default tag is the source's
+
+
+def test_chat_rl_two_processes_equal_one(rl_base):
+    _, source = rl_base
+    one = run_rl(rl_flags("one", source=source, tag="one", num_steps=2, save_every=0))
+    two = run_rl(rl_flags("two", source=source, tag="two", num_steps=2, save_every=0), nproc=2)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr[-2000:] + two.stderr[-2000:]
+    a, b = final_records("one"), final_records("two")
+    assert a.keys() == b.keys() == {0, 1}
+    for s in a:
+        for k in a[s]:
+            same = a[s][k] == b[s][k] if isinstance(a[s][k], str) else a[s][k] == pytest.approx(b[s][k], rel=1e-5, abs=1e-6)
+            assert same, (s, k, a[s][k], b[s][k])
+    wa, wb = weights("one", 2), weights("two", 2)
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+
+
+def test_chat_rl_refuses_bad_flags_in_one_line():
+    r = run_rl(["--pass-k", "9", "--num-samples", "8"])
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: --pass-k 9:"), r.stderr
