@@ -6,7 +6,7 @@
 __all__ = ['MARKER', 'MODEL_STAGES', 'WEIGHTS_ONLY', 'CheckpointError', 'checkpoint_root', 'step_dir', 'model_stage',
            'get_rng_state', 'set_rng_state', 'file_sha256', 'save_checkpoint', 'complete_steps', 'latest_step',
            'read_marker', 'verify_checkpoint', 'find_checkpoint', 'lock_checkpoints', 'load_checkpoint', 'find_tag',
-           'model_from_state', 'available_models', 'load_model']
+           'model_from_state', 'merge_lora', 'available_models', 'load_model']
 
 # %% ../nbs/04b_checkpoint.ipynb #d1af8946
 import base64, errno, fcntl, hashlib, json, os, random, shutil, socket, sys, time, warnings
@@ -275,6 +275,20 @@ def model_from_state(config: dict, state: dict, device="cpu") -> GPT:
     model.load_state_dict(state)
     return model.eval()
 
+def merge_lora(base_state: dict, adapters: dict, scale: float) -> dict:
+    "The weights `base_state` with each LoRA pair of `adapters` merged: W += scale · B @ A (in float32, back to W's dtype)."
+    state = dict(base_state)
+    names = {k[:-len(".lora_A")] for k in adapters if k.endswith(".lora_A")}
+    if stray := sorted(set(adapters) ^ {f"{n}.lora_{x}" for n in names for x in "AB"}):
+        raise CheckpointError(f"LoRA adapters without their pair or of unknown kind: {stray[:5]}")
+    for n in sorted(names):
+        W, A, B = state.get(f"{n}.weight"), adapters[f"{n}.lora_A"], adapters[f"{n}.lora_B"]
+        if W is None or B.shape[1] != A.shape[0] or (B.shape[0], A.shape[1]) != tuple(W.shape):
+            raise CheckpointError(f"LoRA adapter {n}: A {tuple(A.shape)} and B {tuple(B.shape)} do not fit the base weight "
+                                  f"{None if W is None else tuple(W.shape)}")
+        state[f"{n}.weight"] = (W.float() + scale * (B.float() @ A.float())).to(W.dtype)
+    return state
+
 def available_models() -> list[str]:
     "The model names (keys of `MODEL_STAGES`, most trained first) that have at least one complete checkpoint."
     root = get_base_dir() / "checkpoints"
@@ -286,6 +300,10 @@ def load_model(name_or_stage: str, tag: str | None = None, step: int | None = No
     stage = model_stage(name_or_stage)
     tag = tag or find_tag(name_or_stage)
     state, _, meta = load_checkpoint(stage, tag, step, device=device, load_optimizer=False)
+    if lora := meta.get("lora"):  # adapters only: merge them into the base checkpoint they were trained on
+        base = lora["base"]
+        base_state = load_checkpoint(base["stage"], base["tag"], base.get("step"), device=device, load_optimizer=False)[0]
+        state = merge_lora(base_state, state, lora["alpha"] / lora["rank"])
     model = model_from_state(meta["model_config"], state, device)
     tokenizer = get_tokenizer()
     if tokenizer.vocab_size != model.config.vocab_size:

@@ -261,3 +261,31 @@ def test_a_second_training_on_the_same_tag_is_refused(tmp_path):
         os.kill(holder.pid, signal.SIGKILL); holder.wait()
     with lock_checkpoints("base_train", "d2") as path:  # a killed holder leaves no stale lock
         assert path.name == ".d2.lock" and path.parent.name == "base_train"
+
+
+def test_a_lora_checkpoint_loads_as_its_base_with_the_adapters_merged():
+    "chat_sft --lora-rank saves adapters only (meta['lora'] names the base); load_model returns the merged model."
+    from nanochat.checkpoint import merge_lora
+    Tokenizer.train([TEXT], vocab_size=300).save()
+    base, _ = _trained()
+    save_checkpoint("mid_train", "d2", 5, base, [])
+    name = next(k for k, v in base.state_dict().items() if k.endswith(".weight") and v.dim() == 2 and "transformer.h" in k)[:-len(".weight")]
+    W = base.state_dict()[f"{name}.weight"]
+    A, B = torch.randn(4, W.shape[1]), torch.randn(W.shape[0], 4)
+
+    class Adapters(torch.nn.Module):  # what a LoRA training would save: the pairs, and the base's shape
+        def __init__(self):
+            super().__init__()
+            self.config = base.config
+        def state_dict(self, *a, **k): return {f"{name}.lora_A": A, f"{name}.lora_B": B}
+    save_checkpoint("chat_sft", "lora", 7, Adapters(), [],
+                    meta=dict(lora=dict(base=dict(stage="mid_train", tag="d2", step=5), rank=4, alpha=8)))
+    merged, _, meta = load_model("sft", tag="lora")
+    assert meta["step"] == 7
+    torch.testing.assert_close(merged.state_dict()[f"{name}.weight"], W + 2.0 * (B @ A), rtol=1e-5, atol=1e-5)
+    other = next(k for k in base.state_dict() if k.endswith(".weight") and not k.startswith(name))
+    torch.testing.assert_close(merged.state_dict()[other], base.state_dict()[other], rtol=0, atol=0)
+    with pytest.raises(CheckpointError, match="do not fit the base weight"):
+        merge_lora(base.state_dict(), {f"{name}.lora_A": A, f"{name}.lora_B": B[:, :3]}, 1.0)
+    with pytest.raises(CheckpointError, match="without their pair"):
+        merge_lora(base.state_dict(), {f"{name}.lora_A": A}, 1.0)
