@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['FINETUNE_OBSERVING', 'PackedBatches', 'pad_batch', 'padding_fraction', 'PaddedBatches', 'finetune_step', 'LoRALinear',
-           'add_lora', 'lora_state', 'merge_lora_state', 'stage_mixture', 'heldout_conversations', 'validation_loss',
+           'add_lora', 'lora_state', 'stage_mixture', 'heldout_conversations', 'validation_loss',
            'model_and_optimizers', 'finetune_tag', 'check_finetune_flags', 'finetune']
 
 # %% ../nbs/07_sft.ipynb #66a6bd4e
@@ -147,7 +147,7 @@ class LoRALinear(nn.Module):
     @property
     def weight(self): return self.base.weight
 
-# %% ../nbs/07_sft.ipynb #8216e413
+# %% ../nbs/07_sft.ipynb #84322ff2
 def add_lora(model, rank: int, alpha: float | None = None) -> list[nn.Parameter]:
     "Freeze `model` and wrap each nn.Linear of its blocks in a LoRALinear; returns the adapters' parameters."
     if rank < 1: raise ValueError(f"LoRA rank must be at least 1, got {rank}")
@@ -161,17 +161,6 @@ def add_lora(model, rank: int, alpha: float | None = None) -> list[nn.Parameter]
 def lora_state(model) -> dict[str, torch.Tensor]:
     "The adapters only: {'<layer>.lora_A': …, '<layer>.lora_B': …}."
     return {k: v.detach().clone() for k, v in model.state_dict().items() if ".lora_" in k}
-
-def merge_lora_state(base_state: dict, adapters: dict, scale: float) -> dict:
-    "Base weights with each adapter folded in: W + scale·B·A (in float32)."
-    merged = dict(base_state)
-    for key in adapters:
-        if not key.endswith(".lora_A"): continue
-        layer = key.removesuffix(".lora_A")
-        if f"{layer}.weight" not in merged: raise KeyError(f"adapter {key} has no base weight {layer}.weight")
-        w = merged[f"{layer}.weight"]
-        merged[f"{layer}.weight"] = (w.float() + scale * adapters[f"{layer}.lora_B"].float() @ adapters[key].float()).to(w.dtype)
-    return merged
 
 # %% ../nbs/07_sft.ipynb #2b11e4fc
 def stage_mixture(data: str = "offline", arithmetic: int = 2000, spelling: int = 300, identity_copies: int = 1,

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from nanochat import chat_data as cd
-from nanochat.checkpoint import CheckpointError, complete_steps, load_model, step_dir
+from nanochat.checkpoint import CheckpointError, complete_steps, load_model, merge_lora, model_from_state, step_dir
 from nanochat.common import read_metrics, stage_command
-from nanochat.sft import (PackedBatches, PaddedBatches, finetune, finetune_step, lora_state, merge_lora_state,
+from nanochat.sft import (PackedBatches, PaddedBatches, finetune, finetune_step, lora_state,
                           model_and_optimizers)
 
 # small, fast runs from the smoke pipeline's base model (d2, vocab 512, context 128)
@@ -125,8 +125,7 @@ def test_lora_trains_only_the_adapters_and_merges_to_the_same_logits(chat_base):
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == sum(v.numel() for v in adapters0.values())
     x = torch.tensor([tok.render_conversation(mix[0])[0]])
     base = {k.replace(".base.", "."): v for k, v in frozen.items()}
-    from nanochat.checkpoint import model_from_state
-    merged = model_from_state(vars(model.config), merge_lora_state(base, lora_state(model), 8.0 / 4))
+    merged = model_from_state(vars(model.config), merge_lora(base, lora_state(model), 8.0 / 4))
     with torch.no_grad():
         torch.testing.assert_close(merged(x), model(x), atol=1e-4, rtol=1e-4)
     assert origin["stage"] == "base_train" and last < first
@@ -143,7 +142,7 @@ def test_lora_stage_saves_adapters_under_its_own_tag_and_load_model_merges_them(
     assert meta["lora"]["base"]["stage"] == "base_train" and meta["lora"]["rank"] == 4
     merged, tok, _ = load_model("sft", tag=tag)
     base, _, _ = load_model("base")
-    expected = merge_lora_state(base.state_dict(), state, meta["lora"]["alpha"] / meta["lora"]["rank"])
+    expected = merge_lora(base.state_dict(), state, meta["lora"]["alpha"] / meta["lora"]["rank"])
     for k, v in merged.state_dict().items(): torch.testing.assert_close(v, expected[k])
     assert any(not torch.equal(merged.state_dict()[k], base.state_dict()[k]) for k in expected)
 
