@@ -172,3 +172,17 @@ def test_real_chat_sets_download_resume_and_verify(tmp_path, base_dir):
         with pytest.raises(ValueError, match="unknown chat download"): cd.download_chat_file("fineweb")
     finally:
         server.shutdown()
+
+
+def test_chitchat_conversations_alternate_and_end_with_the_assistant():
+    from nanochat.tokenizer import normalize_conversation
+    raw = cd.chitchat_raw()
+    convs = [c for c in (cd.chitchat_conversation(r) for r in list(raw.values())[:300]) if c]
+    assert len(convs) > 250
+    for c in convs:
+        normalize_conversation(c)   # roles alternate user, assistant, …
+        assert c[-1]["role"] == "assistant" and all(m["content"].strip() for m in c)
+    one = {"messages": [[{"sender": "a", "text": "hi"}], [{"sender": "b", "text": "hello"}, {"sender": "b", "text": "there"}],
+                        [{"sender": "a", "text": "bye"}]]}
+    assert cd.chitchat_conversation(one) == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]
+    assert cd.chitchat_conversation({"messages": [[{"sender": "a", "text": "alone"}]]}) is None
