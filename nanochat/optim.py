@@ -30,18 +30,23 @@ class AdamW(torch.optim.Optimizer):
             for work in works: work.wait()
         for group in self.param_groups:
             (beta1, beta2), lr = group["betas"], group["lr"]
-            for p in group["params"]:
-                if p.grad is None: continue
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params: continue
+            for p in params:
                 state = self.state[p]
-                if not state:
-                    state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+                if not state: state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
                 state["step"] += 1
-                m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
-                p.mul_(1 - lr * group["weight_decay"])            # decoupled weight decay
-                m.lerp_(p.grad, 1 - beta1)                        # m = beta1 m + (1 - beta1) g
-                v.lerp_(p.grad.square(), 1 - beta2)               # v = beta2 v + (1 - beta2) g²
-                denom = (v.sqrt() / math.sqrt(1 - beta2 ** t)).add_(group["eps"])
-                p.addcdiv_(m, denom, value=-lr / (1 - beta1 ** t))  # step = lr · m̂ / (sqrt(v̂) + eps)
+            grads = [p.grad for p in params]
+            m, v = [self.state[p]["exp_avg"] for p in params], [self.state[p]["exp_avg_sq"] for p in params]
+            t = self.state[params[0]]["step"]                      # a group's parameters step together
+            if group["weight_decay"]: torch._foreach_mul_(params, 1 - lr * group["weight_decay"])  # decoupled weight decay
+            torch._foreach_lerp_(m, grads, 1 - beta1)              # m = beta1 m + (1 - beta1) g
+            torch._foreach_mul_(v, beta2)
+            torch._foreach_addcmul_(v, grads, grads, 1 - beta2)     # v = beta2 v + (1 - beta2) g²
+            denom = torch._foreach_sqrt(v)
+            torch._foreach_div_(denom, math.sqrt(1 - beta2 ** t))
+            torch._foreach_add_(denom, group["eps"])
+            torch._foreach_addcdiv_(params, m, denom, value=-lr / (1 - beta1 ** t))  # step = lr · m̂ / (sqrt(v̂) + eps)
 
 # %% ../nbs/04_pretrain.ipynb #50e51c2c
 NS_COEFFS = (3.4445, -4.7750, 2.0315)  # Keller Jordan's quintic: steep at 0, settles in ~[0.7, 1.2]
@@ -49,6 +54,10 @@ NS_COEFFS = (3.4445, -4.7750, 2.0315)  # Keller Jordan's quintic: steep at 0, se
 # %% ../nbs/04_pretrain.ipynb #76c7da28
 def newton_schulz(G: Tensor, steps: int = 5, eps: float = 1e-7) -> Tensor:
     "Approximately orthogonalise `G` (..., rows, cols): same singular vectors, singular values pushed near 1."
+    if G.is_cuda: return _newton_schulz_compiled(G, steps, eps)
+    return _newton_schulz(G, steps, eps)
+
+def _newton_schulz(G: Tensor, steps: int = 5, eps: float = 1e-7) -> Tensor:
     a, b, c = NS_COEFFS
     X = G.bfloat16() if G.is_cuda else G.float()
     tall = X.size(-2) > X.size(-1)
@@ -59,6 +68,8 @@ def newton_schulz(G: Tensor, steps: int = 5, eps: float = 1e-7) -> Tensor:
         X = a * X + (b * A + c * (A @ A)) @ X                # σ -> aσ + bσ³ + cσ⁵, on every σ at once
     if tall: X = X.mT
     return X.to(G.dtype)
+
+_newton_schulz_compiled = torch.compile(_newton_schulz, dynamic=False)  # compiles lazily, at the first call on a GPU
 
 # %% ../nbs/04_pretrain.ipynb #469be9ec
 class Muon(torch.optim.Optimizer):
@@ -90,15 +101,16 @@ class Muon(torch.optim.Optimizer):
             if work is not None: work.wait()
             params, share, mu = group["params"], grads.size(0), group["momentum"]
             mine = params[rank * share:(rank + 1) * share]
-            for p, g in zip(mine, grads):   # momentum (and the Nesterov look-ahead), in place in g
-                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(g))
-                buf.lerp_(g, 1 - mu)
-                g.lerp_(buf, mu) if group["nesterov"] else g.copy_(buf)
+            bufs = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p)) for p in mine]
+            gs = list(grads[:len(mine)])    # views: the momentum (and the Nesterov look-ahead) goes in place into g
+            if mine:
+                torch._foreach_lerp_(bufs, gs, 1 - mu)
+                torch._foreach_lerp_(gs, bufs, mu) if group["nesterov"] else torch._foreach_copy_(gs, bufs)
             rows, cols = params[0].shape
             if mine:
                 update = newton_schulz(grads[:len(mine)], group["ns_steps"]) * max(1, rows / cols) ** 0.5
             if world == 1:
-                for p, u in zip(mine, update): p.add_(u, alpha=-group["lr"])
+                torch._foreach_add_(mine, list(update), alpha=-group["lr"])
                 continue
             new = torch.zeros_like(grads)
             if mine: new[:len(mine)] = torch.stack(mine) - group["lr"] * update
