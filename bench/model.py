@@ -7,8 +7,8 @@
 One training step = forward with targets, backward (no optimizer: that is lesson 04's cost). Model FLOPs
 per token come from `GPT.estimate_flops()` (6 per matmul weight + the attention term), so
 achieved FLOP/s = estimate_flops × tokens/s. MFU divides that by a peak:
-- on CPU, the machine's own: the FLOP/s of a large float32 matmul timed in the same run ("CPU MFU"),
-  since there is no datasheet number for a shared, throttled VM;
+- on CPU, the machine's own, `nanochat.train.peak_flops("cpu")`: the best of large float32 matmuls
+  (2048², 4096²) measured once at the start ("CPU MFU"), the figure the training log uses too;
 - on a GPU, its datasheet bf16 dense peak (H100/H200 SXM 989 TFLOP/s, H100 PCIe 756, A100 312), or
   --peak-tflops.
 These machines are shared: absolute numbers are noisy, the MFU column (a ratio within one run) less so.
@@ -90,8 +90,9 @@ def main():
         measured = matmul_flops(device, torch.bfloat16, 8192, 10)
         print(f"device: {name}; an 8192² bf16 matmul runs at {measured / 1e12:.0f} TFLOP/s ({measured / peak:.0%} of the peak)")
     else:
-        peak = matmul_flops(device, torch.float32, 2048, 5)
-        peak_label = f"a 2048² float32 matmul timed in this run: {peak / 1e9:.1f} GFLOP/s on {torch.get_num_threads()} threads"
+        from nanochat.train import peak_flops  # the one CPU peak the training log and bench/train.py also use
+        peak, method = peak_flops(device)
+        peak_label = f"{peak / 1e9:.1f} GFLOP/s ({method})"
     print(f"MFU is against {peak_label}")
     print(f"seq {seq_len}, batch {batch_size}, {dtype_name}{', compiled' if args.compile else ''}; best of {steps} steps after {warmup} warm-up")
     print("numbers are noisy on shared machines: compare MFU within one run, not absolute tokens/s across runs\n")

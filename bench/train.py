@@ -1,14 +1,15 @@
-"""Throughput and MFU of the whole pretraining step (data loading, forward, backward, Muon + AdamW).
+"""The pretraining step, ours against a plain loop of the same model, in one run, and its MFU.
 
-    python bench/train.py                      # CPU: d4, seq 512, 8,192 tokens per step, float32, compiled
-    python bench/train.py --no-compile         # the same, eager (as the cpu preset runs)
-    python bench/train.py --device cuda        # one GPU: d20, seq 2048, 524,288 tokens per step, bf16, compiled
+    python bench/train.py                      # CPU: the cpu preset's step (d4, seq 512, batch 8, vocab 8,192, float32)
+    python bench/train.py --device cuda        # one GPU: d20, seq 2048, device batch 32, bf16
 
-It runs nanochat.train.pretrain itself (evaluation, sampling and checkpoints switched off) on the embedded
-corpus with a tokenizer of the preset's vocabulary, both made in $NANOCHAT_BASE_DIR if missing (default: a
-temporary directory). MFU is model FLOPs per second over the device's peak: on a CPU the best float32
-1024×1024 matmul measured in this same run (before and after the training steps: these machines are shared,
-read the ratio), on a GPU the datasheet bf16 peak (a measured bf16 matmul is printed beside it).
+Three loops train three copies of the same model on the same batches (real text, the embedded corpus and a
+tokenizer of the preset's vocabulary, made in $NANOCHAT_BASE_DIR if missing), step by step in turn so each
+sees the same machine load: a plain loop (eager, `torch.optim.AdamW` for every parameter), our step eager
+(Muon + AdamW with foreach maths) and our step compiled (what `pretrain` runs). Each line prints the ratio to
+the plain loop, and the MFU against the one peak the training log also uses (`nanochat.train.peak_flops`:
+on a CPU the best of large float32 matmuls measured once, on a GPU the datasheet bf16 figure). It also prints
+the compile time and after how many steps compiling pays back.
 """
 import argparse, os, statistics, sys, tempfile, time
 from pathlib import Path
@@ -38,58 +39,64 @@ def ensure_data(vocab_size: int, chars: int):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--depth", type=int, default=None, help="default: 4 on cpu, 20 on cuda")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps timed; default: 6 on cpu, 8 on cuda")
-    p.add_argument("--warmup", type=int, default=None, help="steps left out of the average (compilation, caches); default 2 cpu, 3 cuda")
+    p.add_argument("--depth", type=int, default=None, help="default: the preset's (4 on cpu, 20 on cuda)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps of each loop; default: 5 on cpu, 8 on cuda")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps of each loop first (compilation, caches)")
     p.add_argument("--vocab-size", type=int, default=None, help="default: the preset's (8,192 cpu, 65,536 cuda)")
     p.add_argument("--device-batch-size", type=int, default=None)
-    p.add_argument("--total-batch-size", type=int, default=None)
     p.add_argument("--max-seq-len", type=int, default=None)
-    p.add_argument("--no-compile", action="store_true", help="skip torch.compile (on a CPU it costs ~40 s once and saves ~25%% per step)")
     args = p.parse_args()
     os.environ.setdefault("NANOCHAT_BASE_DIR", tempfile.mkdtemp(prefix="bench-train-"))
     import torch
     from nanochat.common import PRESETS
-    from nanochat.train import measure_matmul_flops, pretrain
+    from nanochat.gpt import GPT, config_from_depth
+    from nanochat.optim import setup_optimizers
+    from nanochat.tokenizer import get_tokenizer
+    from nanochat.train import Batches, autocast_for, memory_mb, peak_flops, train_step
     preset = PRESETS["cpu" if args.device == "cpu" else "d20"]
-    cfg = dict(depth=args.depth or preset["depth"], max_seq_len=args.max_seq_len or preset["max_seq_len"],
-               device_batch_size=args.device_batch_size or preset["device_batch_size"],
-               total_batch_size=args.total_batch_size or preset["total_batch_size"])
-    vocab = args.vocab_size or preset["vocab_size"]
-    steps = args.steps or (6 if args.device == "cpu" else 8)
-    warmup = args.warmup if args.warmup is not None else (2 if args.device == "cpu" else 3)
+    depth, seq = args.depth or preset["depth"], args.max_seq_len or preset["max_seq_len"]
+    batch, vocab = args.device_batch_size or preset["device_batch_size"], args.vocab_size or preset["vocab_size"]
+    steps = args.steps or (5 if args.device == "cpu" else 8)
+    dtype = preset["dtype"]
+    peak, method = peak_flops(args.device)   # the same figure (and method) the training log divides by
     ensure_data(vocab, 20_000_000 if vocab > 10_000 else 5_000_000)
-    dtype = "float32" if args.device == "cpu" else "bfloat16"
-    before = measure_matmul_flops(args.device, torch.float32 if args.device == "cpu" else torch.bfloat16,
-                                  n=1024 if args.device == "cpu" else 8192, seconds=1.0)
-    run = f"bench-train-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = pretrain(run_name=run, **cfg, num_iterations=steps + warmup, eval_every=0, sample_every=0, save_every=0,
-                      device_type=args.device, dtype=dtype, compile=not args.no_compile,
-                      warmdown_ratio=0.0)
-    after = measure_matmul_flops(args.device, torch.float32 if args.device == "cpu" else torch.bfloat16,
-                                 n=1024 if args.device == "cpu" else 8192, seconds=1.0)
-    from nanochat.common import read_metrics
-    records = [r for r in read_metrics(run, "base_train") if "loss" in r][warmup:]
-    tok_s = statistics.median(r["tok_per_s"] for r in records)
-    model_flops = result["flops_per_token"] * tok_s
-    mfus = [r["mfu"] for r in records if r["mfu"] is not None]
-    compiled = not args.no_compile
-    print(f"\n== bench/train.py: {args.device}, depth {cfg['depth']}, vocab {vocab:,}, seq {cfg['max_seq_len']}, "
-          f"{cfg['total_batch_size']:,} tokens/step ({cfg['device_batch_size']} × {cfg['max_seq_len']} per pass), {dtype}"
-          f"{', compiled' if compiled else ''}; {len(records)} steps timed after {warmup} warm-up")
-    print(f"parameters {result['num_params']:,}; {result['flops_per_token']:,} FLOPs/token")
-    print(f"step time (median) {statistics.median(r['step_time'] for r in records):.3f} s; tokens/s (median) {tok_s:,.0f}; "
-          f"model {model_flops / 1e9:,.1f} GFLOP/s")
-    if args.device == "cpu":
-        print(f"float32 1024² matmul in this process: {before / 1e9:.1f} GFLOP/s before the run, {after / 1e9:.1f} after")
-        print(f"model FLOP/s ÷ that matmul: {model_flops / before:.1%} (before), {model_flops / after:.1%} (after)")
-    else:
-        print(f"bf16 8192² matmul measured: {before / 1e12:.0f} TFLOP/s before, {after / 1e12:.0f} after (MFU uses the datasheet peak)")
-    if mfus:
-        print(f"MFU as the run logs it (median): {statistics.median(mfus):.1%}; range {min(mfus):.1%} … {max(mfus):.1%}")
-    print(f"peak memory {records[-1]['memory_mb']:,.0f} MiB")
-    target = 0.60 if args.device == "cpu" else 0.45
-    if mfus: print(f"target MFU ≥ {target:.0%}: {'met' if statistics.median(mfus) >= target else 'NOT met'}")
+    tokenizer, device = get_tokenizer(), torch.device(args.device)
+    autocast = autocast_for(device, dtype)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def fresh():
+        torch.manual_seed(0)
+        with device: return GPT(config_from_depth(depth, vocab_size=vocab, sequence_len=seq))
+    plain = fresh()
+    plain_opt = [torch.optim.AdamW(plain.parameters(), lr=1e-3, betas=(0.8, 0.95), eps=1e-10, weight_decay=0.0)]
+    eager = fresh(); eager_opt = setup_optimizers(eager)
+    ours = fresh(); ours_opt = setup_optimizers(ours)
+    compiled = torch.compile(ours)
+    loops = {"plain (eager, torch AdamW for all)": (plain, plain, plain_opt),
+             "ours eager (Muon + AdamW, foreach)": (eager, eager, eager_opt),
+             "ours compiled (the step pretrain runs)": (ours, compiled, ours_opt)}
+    data = {name: Batches(tokenizer, batch, seq, device=device) for name in loops}  # the same batches for each
+    times = {name: [] for name in loops}
+    for i in range(args.warmup + steps):  # interleaved: every loop sees the same machine load, step by step
+        for name, (model, forward, opts) in loops.items():
+            sync(); t0 = time.perf_counter()
+            train_step(forward, opts, data[name], 1, autocast).item()
+            sync(); times[name].append(time.perf_counter() - t0)
+    flops_tok, tokens = ours.estimate_flops(), batch * seq
+    print(f"\n== bench/train.py: {args.device}, depth {depth}, vocab {vocab:,}, seq {seq}, batch {batch} "
+          f"({tokens:,} tokens/step), {dtype}; {steps} steps timed after {args.warmup} warm-up, loops interleaved")
+    print(f"peak {peak / 1e9:,.1f} GFLOP/s ({method})" if peak else f"peak unknown ({method})")
+    base = statistics.median(times["plain (eager, torch AdamW for all)"][args.warmup:])
+    for name, ts in times.items():
+        t = statistics.median(ts[args.warmup:])
+        mfu = f"MFU {flops_tok * tokens / t / peak:.1%}" if peak else "MFU n/a"
+        print(f"{name:40s} step {t:.3f} s  {tokens / t:8,.0f} tok/s  {mfu}  ×{base / t:.2f} vs plain")
+    t_eager, t_comp = (statistics.median(times[k][args.warmup:]) for k in list(loops)[1:])
+    compile_s = times["ours compiled (the step pretrain runs)"][0] - t_comp
+    saved = t_eager - t_comp
+    print(f"torch.compile: first step {times['ours compiled (the step pretrain runs)'][0]:.1f} s (≈ {compile_s:.1f} s compiling); "
+          f"saves {saved:.3f} s/step → pays back after " + (f"{compile_s / saved:.0f} steps" if saved > 0 else "never"))
+    print(f"peak memory {memory_mb(device):,.0f} MiB")
 
 
 if __name__ == "__main__":
