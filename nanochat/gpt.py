@@ -182,6 +182,8 @@ class GPT(nn.Module):
                              f"(sequence_len {self.config.sequence_len} × ROTARY_FACTOR {ROTARY_FACTOR})")
         cos, sin = self.cos[start:start + T], self.sin[start:start + T]
         x = norm(self.transformer.wte(idx))
+        if torch.is_autocast_enabled(idx.device.type):  # the residual stream in bf16 too, as nanochat: half the activations' memory
+            x = x.to(torch.get_autocast_dtype(idx.device.type))
         for block in self.transformer.h:
             x = block(x, cos, sin, kv_cache)
         logits = softcap(self.lm_head(norm(x)).float())

@@ -293,6 +293,20 @@ def test_bfloat16_autocast_returns_float32_logits_close_to_float32():
     torch.testing.assert_close(logits, reference, atol=0.05, rtol=0.05)
 
 
+def test_residual_stream_is_bfloat16_under_autocast_only():
+    "As nanochat: the embedding output is cast to the autocast dtype, so every block's input and output are bf16."
+    model = trained_like(small_config())
+    idx = torch.randint(0, 97, (2, 10))
+    seen = []
+    hooks = [b.register_forward_hook(lambda mod, inp, out: seen.append((inp[0].dtype, out.dtype))) for b in model.transformer.h]
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16): model(idx)
+        assert set(seen) == {(torch.bfloat16, torch.bfloat16)}, seen
+        seen.clear(); model(idx)
+        assert set(seen) == {(torch.float32, torch.float32)}, seen
+    for h in hooks: h.remove()
+
+
 def test_bad_configs_fail_clearly():
     with pytest.raises(ValueError, match="not divisible by n_head"):
         GPTConfig(n_embd=100, n_head=3, n_kv_head=1)
