@@ -206,3 +206,11 @@ def test_tracker_state_machine(tok):
     t = ToolCallTracker(1, 2, lambda ids: ",".join(map(str, ids)))
     assert [t.feed(x) for x in [5, 2, 1, 7, 8, 2, 9]] == [None, None, None, None, None, "7,8", None]  # a stray end does nothing
     assert [t.feed(x) for x in [1, 3, 1, 4, 2]] == [None, None, None, None, "4"]  # a second start restarts the call
+
+
+def test_serving_runs_under_bf16_autocast_on_cuda_only():
+    from nanochat.engine import serving_autocast
+    on_gpu = serving_autocast("cuda")   # constructing it needs no GPU; entering it would
+    assert isinstance(on_gpu, torch.autocast) and on_gpu.device == "cuda" and on_gpu.fast_dtype == torch.bfloat16
+    with serving_autocast("cpu"):
+        assert not torch.is_autocast_enabled("cpu") and (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
