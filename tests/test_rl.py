@@ -217,3 +217,12 @@ def test_chat_rl_two_processes_equal_one(rl_base):
 def test_chat_rl_refuses_bad_flags_in_one_line():
     r = run_rl(["--pass-k", "9", "--num-samples", "8"])
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: --pass-k 9:"), r.stderr
+
+
+def test_no_rl_training_problem_matches_a_gsm8k_test_problem():
+    "Every curriculum level's training pool, masked (names, numbers), shares no text with GSM8K test."
+    from nanochat.chat_data import arithmetic_problems, contamination
+    from nanochat.chat_rl import CURRICULUM
+    questions = [p.question for steps, size in CURRICULUM for p in arithmetic_problems(200, "train", steps=steps, size=size, seed=42)]
+    assert len(questions) == 200 * len(CURRICULUM)
+    assert contamination(questions) == []
