@@ -134,3 +134,21 @@ def test_two_nodes_on_localhost_train_like_one(smoke_copy):
         assert two[s] == pytest.approx(single[s], rel=1e-4), (s, two[s], single[s])
     meta = json.loads(next((smoke_copy.parents[1] / "checkpoints" / "base_train" / "nodes").glob("step_*/meta.json")).read_text())
     assert meta["world_size"] == 2
+
+
+def test_the_smoke_report_renders_as_clean_html(smoke_run, tmp_path):
+    "report.md through a CommonMark renderer with tables: every table whole, no stray emphasis, every image there."
+    from markdown_it import MarkdownIt
+    from nanochat.report import assemble_report
+    shutil.copytree(smoke_run.run_dir, tmp_path / "run")
+    os.environ["NANOCHAT_BASE_DIR"] = str(tmp_path / "base")  # (the autouse fixture restores it after the test)
+    text = (smoke_run.run_dir / "report.md").read_text()
+    html = MarkdownIt("commonmark").enable("table").render(text)
+    assert "<em>" not in html and "<strong>" not in html, "markdown emphasis from a name or path with underscores"
+    assert html.count("<table>") == sum(1 for block in text.split("\n\n") if block.startswith("| ") or block.startswith("| |"))
+    images = re.findall(r'<img src="([^"]+)"', html)
+    assert images and all((smoke_run.run_dir / src).exists() for src in images)
+    assert "<td>—</td>" in html and "--device-type <" not in html
+    page = smoke_run.run_dir.parent.parent / "report.html"  # beside the run, for a person (or a browser) to look at
+    page.write_text(f"<meta charset='utf-8'><base href='runs/{smoke_run.run}/'><style>body{{font-family:sans-serif;max-width:60em}}"
+                    f"table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}</style>{html}")
