@@ -16,6 +16,9 @@ from matplotlib.figure import Figure  # not pyplot: no GUI backend, safe in any 
 
 from .common import get_run_dir, read_metrics
 
+# %% ../nbs/04c_plots.ipynb #763fb7bb
+pn.config.inline = True  # BokehJS and Panel from the installed packages, never from a CDN
+
 # %% ../nbs/04c_plots.ipynb #5efc6c42
 def curves(records: list[dict]) -> dict[str, dict[str, list]]:
     "{'train': {'step', 'loss'}, 'val': {'step', 'val_bpb'}} from metric records, the latest record per step winning."
