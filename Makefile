@@ -3,6 +3,7 @@
 #   make speedrun   set up (once), then run speedrun.ipynb headless with papermill; prints report.md's path
 #                   (RUN=name continues that run, skipping finished stages; FORCE=all starts it afresh)
 #   make test       set up (once), then run the whole test suite (what CI runs)
+#   make lab        set up (once), then open JupyterLab at lesson 00
 #
 # Set-up is idempotent: each step leaves a stamp in .venv and reruns only when its inputs change.
 
@@ -20,9 +21,9 @@ NPROC  ?= 0
 export NANOCHAT_BASE_DIR ?= $(HOME)/.cache/nanochat
 RUN_DIR := $(NANOCHAT_BASE_DIR)/runs/$(RUN)
 
-.PHONY: help setup check-python check-rust browser sandbox speedrun test export grade bench
+.PHONY: help setup check-python check-rust browser sandbox speedrun test lab export grade bench
 help:
-	@sed -n '3,6p' Makefile
+	@sed -n '3,7p' Makefile
 
 setup: $(VENV)/.deps-installed $(VENV)/.rustbpe-installed
 
@@ -75,6 +76,10 @@ speedrun: setup
 test: setup browser sandbox | check-rust
 	cd rustbpe && cargo test --quiet
 	$(PY) -m pytest tests --grade solutions
+
+# The lessons in JupyterLab, opened at lesson 00 (on 127.0.0.1; --allow-root only when run as root).
+lab: setup
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) nbs/00_common.ipynb
 
 # Regenerate nanochat/ from the notebooks and strip notebook outputs (do this before every commit).
 export: setup
