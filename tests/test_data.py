@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from nanochat.data import (CORPUS_SOURCES, ROW_GROUP_DOCS, DataNotFound, TokenLoader, build_corpus, fetch_sdist,
-                           iter_documents, list_shards, manifest_matches, rank_units, read_manifest, read_row_group,
+from nanochat.data import (CHAT_SPLIT, CORPUS_SOURCES, ROW_GROUP_DOCS, DataNotFound, TokenLoader, build_corpus,
+                           chat_split, chitchat_texts, fetch_sdist, iter_documents, list_shards, manifest_matches, rank_units, read_manifest, read_row_group,
                            write_manifest)
 
 
@@ -63,11 +63,26 @@ def test_the_corpus_holds_what_the_packages_hold(corpus):
     assert sources["shakespeare"]["documents"] == 42  # modern-spelling editions only, no folio duplicates
     assert sources["bible"]["documents"] == 66        # one per book
     assert sources["milton"]["documents"] == 6
-    assert 6_000 < sources["chitchat"]["documents"] < 7_168  # exact repeats ("hello?" x 217 ...) removed
-    assert sum(s["characters"] for s in sources.values()) > 30_000_000
+    assert 2_500 < sources["chitchat"]["documents"] < 3_600  # the pretrain half, exact repeats removed
+    assert sum(s["characters"] for s in sources.values()) > 28_000_000
     val = list(iter_documents("val", corpus[0]))
     assert any(t.startswith("Fellow-Citizens of the Senate") for t in iter_documents("train", corpus[0]))
     assert all(s["val_documents"] >= 1 for s in sources.values()) and len(val) == sum(s["val_documents"] for s in sources.values())
+
+
+def test_each_chat_has_one_split_and_only_pretrain_chats_are_in_the_corpus(corpus):
+    texts = chitchat_texts()
+    splits = {key: chat_split(key) for key in texts}
+    assert set(splits.values()) == set(CHAT_SPLIT) == {"pretrain", "chat_train", "heldout"}
+    by_text = {}
+    for key, text in texts.items(): by_text.setdefault(text, set()).add(splits[key])
+    assert all(len(s) == 1 for s in by_text.values())  # repeats of one conversation never straddle two splits
+    counts = Counter(next(iter(s)) for s in by_text.values())
+    for name, fraction in CHAT_SPLIT.items(): assert abs(counts[name] / len(by_text) - fraction) < 0.03, counts
+    in_corpus = set(iter_documents("train", corpus[0])) | set(iter_documents("val", corpus[0]))
+    assert all((text in in_corpus) == (next(iter(s)) == "pretrain") for text, s in by_text.items() if text)
+    assert splits == {key: chat_split(key) for key in texts}  # deterministic
+    with pytest.raises(ValueError, match="not a chitchat conversation"): chat_split("chitchat/nope")
 
 
 def test_shards_are_streamable_parquet(corpus):
@@ -104,10 +119,10 @@ def test_an_edited_shard_is_rebuilt(corpus, tmp_path):
 def test_a_crashed_build_leaves_nothing_that_looks_like_a_corpus(corpus, tmp_path, monkeypatch):
     import nanochat.data as data
     real, calls = data.write_shard, []
-    def crash_on_the_fourth(texts, path):
+    def crash_on_the_fourth(texts, path, *args):
         calls.append(path)
         if len(calls) == 4: raise KeyboardInterrupt
-        return real(texts, path)
+        return real(texts, path, *args)
     monkeypatch.setattr(data, "write_shard", crash_on_the_fourth)
     with pytest.raises(KeyboardInterrupt):
         build_corpus(data_dir=tmp_path / "base_data", cache_dir=corpus[1])
