@@ -25,7 +25,7 @@ def stage_records(run_dir: Path) -> list[dict]:
 def test_smoke_speedrun_writes_the_report(smoke_run):
     report = smoke_run.run_dir / "report.md"
     text = report.read_text()
-    assert "## Environment" in text and "## Wall time per stage" in text
+    assert "## Environment" in text and "## Time and cost" in text and "| total |" in text
     assert f"report card: {report}" in smoke_run.notebook.read_text()
     ran = [r["stage"] for r in stage_records(smoke_run.run_dir)]
     assert ran[:6] == ["preflight", "dataset", "tok_train", "tok_eval", "base_train", "base_eval"]
