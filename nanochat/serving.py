@@ -7,7 +7,7 @@ __all__ = ['SOURCES', 'random_chat_model', 'load_chat_model', 'TextStream', 'Lim
            'EventStream', 'Reply', 'generate_reply', 'ChatService']
 
 # %% ../nbs/09_serving.ipynb #51f56748
-import asyncio, os, queue, threading, time, warnings
+import asyncio, os, queue, sys, threading, time, warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -34,12 +34,15 @@ def load_chat_model(source: str = "auto", device="cpu", tag: str | None = None, 
     "(model, tokenizer, name) for `source`: a stage (rl, sft, mid, base), 'auto' (the most trained one) or 'random'."
     if source == "random": return (*random_chat_model(device), "nanochat-random")
     from nanochat.checkpoint import CheckpointError, load_model
+    from nanochat.common import get_base_dir
     if source == "auto":
         for stage in SOURCES:
-            try: return load_chat_model(stage, device, tag, step)
+            try: model, tokenizer, name = load_chat_model(stage, device, tag, step)
             except CheckpointError: continue
-        warnings.warn(f"no checkpoint of any stage {SOURCES} under $NANOCHAT_BASE_DIR: chatting with an untrained random model")
-        return load_chat_model("random", device)
+            print(f"serving {name}: the most trained model with a checkpoint", file=sys.stderr, flush=True)
+            return model, tokenizer, name
+        raise CheckpointError(f"no checkpoint of any model ({', '.join(SOURCES)}) under {get_base_dir() / 'checkpoints'}: "
+                              "train one first (make speedrun), or ask for the untrained model with --source random")
     if source not in SOURCES: raise ValueError(f"source must be one of auto, random, {', '.join(SOURCES)}; got {source!r}")
     model, tokenizer, meta = load_model(source, tag=tag, step=step, device=device)
     return model.eval(), tokenizer, f"nanochat-{source}-step{meta.get('step', step)}"

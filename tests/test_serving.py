@@ -193,9 +193,12 @@ def test_async_reading_leaves_the_event_loop_free(tiny):
 
 
 def test_load_chat_model_sources(tiny, base_dir):
-    with pytest.warns(UserWarning, match="random"):
-        model, tok, name = load_chat_model("auto")  # no checkpoints in this test's base dir
-    assert name == "nanochat-random"
+    from nanochat.checkpoint import CheckpointError
+    with pytest.raises(CheckpointError, match="no checkpoint.*--source random"):
+        load_chat_model("auto")  # no checkpoints in this test's base dir: an error, never an untrained model
+    assert load_chat_model("random")[2] == "nanochat-random"  # only when asked for by name
+    out = run_cli(["--source", "auto", "-p", "Hi"], base_dir=base_dir)
+    assert out.returncode != 0 and "no checkpoint" in out.stderr and "Traceback" not in out.stderr
     with pytest.raises(ValueError, match="source"): load_chat_model("nonsense")
     with pytest.raises(Exception, match="sft"): load_chat_model("sft")  # no checkpoint: the checkpoint module says so
 
@@ -205,9 +208,9 @@ def test_auto_picks_the_most_trained_checkpoint_and_the_cli_uses_it(tiny, base_d
     from nanochat.checkpoint import save_checkpoint
     model, tok = tiny
     tok.save()  # the default tokenizer of this base dir: load_model pairs it with the checkpoint
-    save_checkpoint("base", "d2", 3, model)
+    save_checkpoint("base_train", "d2", 3, model)  # where the stages save: checkpoints/<stage>/<tag>/
     torch.manual_seed(1); sft = random_chat_model(seed=1)[0]
-    save_checkpoint("sft", "d2", 5, sft); save_checkpoint("sft", "d2", 2, model)
+    save_checkpoint("chat_sft", "d2", 5, sft); save_checkpoint("chat_sft", "d2", 2, model)
     loaded, _, name = load_chat_model("auto")
     assert name == "nanochat-sft-step5"
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), sft.state_dict().values()))
@@ -386,6 +389,19 @@ def run_cli(args, stdin="", base_dir=None):
     source = [] if "--source" in args else ["--source", "random"]
     return subprocess.run([sys.executable, "-m", "nanochat.chat_cli", *source, *args], input=stdin, text=True,
                           capture_output=True, cwd=REPO, env=env, timeout=300)
+
+
+def test_the_cli_serves_the_smoke_pipelines_trained_model(smoke_base):
+    "After the real smoke speedrun, `chat_cli -p` with the defaults answers from the most trained checkpoint."
+    from nanochat.checkpoint import available_models, load_model
+    best = available_models()[0]
+    assert best in ("rl", "sft", "mid", "base")
+    out = run_cli(["--source", "auto", "-p", "Hi", "--max-tokens", "6", "--temperature", "0"], base_dir=smoke_base)
+    assert out.returncode == 0, out.stderr
+    assert f"nanochat-{best}-step" in out.stderr  # auto says which model it serves
+    model, tok, _ = load_model(best)
+    expected = ChatService([Engine(model.eval(), tok)]).complete([{"role": "user", "content": "Hi"}], max_tokens=6, temperature=0).text
+    assert out.stdout == expected + "\n"
 
 
 def test_chat_cli_one_shot_with_dash_p(base_dir):
