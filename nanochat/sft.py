@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['FINETUNE_OBSERVING', 'PackedBatches', 'pad_batch', 'padding_fraction', 'PaddedBatches', 'finetune_step', 'LoRALinear',
            'add_lora', 'lora_state', 'stage_mixture', 'heldout_conversations', 'validation_loss',
-           'model_and_optimizers', 'finetune_tag', 'check_finetune_flags', 'finetune']
+           'model_and_optimizers', 'finetune_tag', 'check_finetune_flags', 'finetune', 'behaviour_eval']
 
 # %% ../nbs/07_sft.ipynb #66a6bd4e
 import math, sys, time
@@ -335,3 +335,22 @@ def finetune(stage: str, run_name: str = "default", source: str = "base", source
         write_report_section(run_name, stage, title, config=config, seconds=metrics["wall_seconds"],
                              metrics={k: v for k, v in metrics.items() if k not in ("losses", "val_losses")})
     return metrics
+
+# %% ../nbs/07_sft.ipynb #57b72325
+def behaviour_eval(model, tokenizer, n_arithmetic: int = 40, max_tokens: int = 48, seed: int = 0) -> dict:
+    "Fractions of held-out questions where the model names itself, calls the calculator, and answers right (greedy)."
+    from nanochat.chat_data import MODEL_NAME, identity_questions
+    from nanochat.engine import Engine
+    from nanochat.eval import gsm8k_answer
+    engine, was_training = Engine(model.eval(), tokenizer), model.training
+    def replies(questions):
+        prompts = [tokenizer.render_for_completion([{"role": "user", "content": q}]) for q in questions]
+        return engine.generate_batch(prompts, max_tokens=max_tokens, temperature=0.0, seed=seed)[0]
+    identity = [MODEL_NAME in tokenizer.decode(ids) for ids in replies(identity_questions("heldout"))]
+    problems = arithmetic_problems(n_arithmetic, "heldout", steps=1, seed=seed)
+    python_start, answers = tokenizer.encode_special("<|python_start|>"), replies([p.question for p in problems])
+    calls = [python_start in ids for ids in answers]
+    right = [gsm8k_answer(tokenizer.decode(ids)) == gsm8k_answer(f"#### {p.answer}") for ids, p in zip(answers, problems)]
+    model.train(was_training)
+    return {"identity": sum(identity) / len(identity), "calculator_calls": sum(calls) / len(calls),
+            "arithmetic_right": sum(right) / len(right)}

@@ -165,3 +165,19 @@ def test_sft_model_answers_identity_and_calls_the_calculator(smoke_base):
     python_start = tok.encode_special("<|python_start|>")
     calls = [python_start in ids for ids in generate([p.question for p in problems])]
     assert sum(calls) / len(calls) >= 0.7, f"called the calculator in {sum(calls)}/{len(calls)} held-out one-step problems"
+
+
+def test_chat_eval_logs_the_behaviour_eval_of_the_model_it_loaded(smoke_base, smoke_run):
+    "The smoke speedrun's chat_eval of sft logged identity / calculator_calls / arithmetic_right, as behaviour_eval measures them."
+    import json
+    from nanochat.sft import behaviour_eval
+    torch.set_num_threads(1)
+    records = [json.loads(l) for l in (smoke_run.run_dir / "metrics.jsonl").read_text().splitlines() if l.strip()]
+    logged = [r for r in records if r["stage"] == "chat_eval" and r.get("source") == "sft"]
+    assert logged, "the smoke speedrun logged no chat_eval record for sft"
+    model, tok, _ = load_model("sft")
+    measured = behaviour_eval(model, tok)
+    for key in ("identity", "calculator_calls", "arithmetic_right"):
+        assert 0.0 <= logged[-1][key] <= 1.0
+        assert abs(logged[-1][key] - measured[key]) <= 0.05, f"{key}: chat_eval logged {logged[-1][key]}, behaviour_eval gives {measured[key]}"
+    assert "Behaviour on held-out phrasings" in (smoke_run.run_dir / "report" / "chat_eval_sft.md").read_text()
