@@ -19,12 +19,14 @@ if __name__ == "__main__" and "__file__" in globals():
     sys.argv = [("--prompt" if a == "-p" else a) for a in sys.argv]
 
 # %% ../nbs/stages/chat_cli.ipynb #ee272b4d
-def chat_turn(service: ChatService, history: list[dict], text: str, out=sys.stdout, **sampling) -> int:
-    "Add `text` as the user's turn, stream the reply to `out`, keep it in `history`; the reply's token count."
+def chat_turn(service: ChatService, history: list[dict], text: str, out=sys.stdout, strict: bool = False, **sampling) -> int:
+    "Add `text` as the user's turn, stream the reply to `out`, keep it in `history`; the reply's token count (strict: a refusal raises)."
     history.append({"role": "user", "content": text})
     try: reply = service.reply(history, **sampling)
     except LimitError as e:
-        history.pop(); print(f"[{e}]", file=out, flush=True); return 0
+        history.pop()
+        if strict: raise  # one question (-p): a refusal is a failure, one line and a non-zero exit from @cli
+        print(f"[{e}]", file=out, flush=True); return 0
     for piece in reply.pieces(): print(piece, end="", file=out, flush=True)
     print(file=out, flush=True)
     history.append({"role": "assistant", "content": reply.parts})
@@ -48,7 +50,7 @@ def main(source: str = "auto",  # rl, sft, mid, base; auto = the most trained st
     sampling = dict(temperature=temperature, top_k=top_k or None, max_tokens=max_tokens, seed=None if seed < 0 else seed)
     history, turns, tokens = [], 0, 0
     if prompt:
-        return {"model": name, "turns": 1, "tokens": chat_turn(service, history, prompt, **sampling)}
+        return {"model": name, "turns": 1, "tokens": chat_turn(service, history, prompt, strict=True, **sampling)}
     print(f"nanochat ({name}). Type a message; 'clear' starts a new conversation, 'quit' or Ctrl-D leaves.", flush=True)
     while True:
         try: text = input("\nYou: ").strip()

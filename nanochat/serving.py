@@ -88,7 +88,8 @@ class Limits:
     "What one server accepts."
     max_message_chars: int = 4000  # one user message
     max_messages: int = 64         # messages in one conversation
-    max_new_tokens: int = 512      # tokens in one reply (a request may ask for fewer)
+    max_new_tokens: int = 512      # tokens in one reply (a request may ask for fewer; the context may leave fewer)
+    min_reply_tokens: int = 16     # room a reply needs: older turns are dropped until it has it
     max_in_flight: int = 8         # requests generating or waiting, for the whole server
 
 class LimitError(ValueError):
@@ -98,8 +99,9 @@ class LimitError(ValueError):
         self.status = status
 
 # %% ../nbs/09_serving.ipynb #17361711
-def prepare_prompt(tokenizer: Tokenizer, messages: list[dict], limits: Limits, max_new_tokens: int, context: int) -> list[int]:
-    "The prompt tokens for `messages`, or a LimitError saying which limit the request breaks."
+def prepare_prompt(tokenizer: Tokenizer, messages: list[dict], limits: Limits, max_new_tokens: int,
+                   context: int) -> tuple[list[int], int]:
+    "(prompt tokens, new tokens allowed) for `messages`, oldest turns dropped to fit; or a LimitError saying which limit breaks."
     if not isinstance(messages, list) or not messages: raise LimitError("the conversation is empty: send at least one user message")
     if len(messages) > limits.max_messages:
         raise LimitError(f"the conversation has {len(messages)} messages, the limit is {limits.max_messages}: start a new conversation")
@@ -109,12 +111,16 @@ def prepare_prompt(tokenizer: Tokenizer, messages: list[dict], limits: Limits, m
             raise LimitError(f"a message has {len(m['content']):,} characters, the limit is {limits.max_message_chars:,}")
     if not 1 <= max_new_tokens <= limits.max_new_tokens:
         raise LimitError(f"max_tokens must be between 1 and {limits.max_new_tokens}, got {max_new_tokens}")
-    try: prompt = tokenizer.render_for_completion(messages)
-    except ValueError as e: raise LimitError(f"invalid conversation: {e}") from e
-    if len(prompt) + max_new_tokens > context:
-        raise LimitError(f"the conversation is {len(prompt)} tokens long; with {max_new_tokens} new tokens it would exceed "
-                         f"the model's context of {context} tokens: start a new conversation (or ask for fewer tokens)")
-    return prompt
+    need = min(max_new_tokens, limits.min_reply_tokens)
+    first = 1 if isinstance(messages[0], dict) and messages[0].get("role") == "system" else 0
+    while True:
+        try: prompt = tokenizer.render_for_completion(messages)
+        except ValueError as e: raise LimitError(f"invalid conversation: {e}") from e
+        if context - len(prompt) >= need: return prompt, min(max_new_tokens, context - len(prompt))
+        if len(messages) - first <= 1:  # only the last user message is left
+            raise LimitError(f"the last message is {len(prompt)} tokens long with the chat format; the model's context of "
+                             f"{context} tokens leaves no room for a reply of {need} tokens: send a shorter message")
+        messages = messages[:first] + messages[first + 2:]  # drop the oldest user turn and the reply to it
 
 # %% ../nbs/09_serving.ipynb #3213ce98
 class EventStream:
@@ -233,7 +239,7 @@ class ChatService:
         if not 0 <= temperature <= 2: raise LimitError(f"temperature must be between 0 and 2, got {temperature}")
         if top_k is not None and top_k < 1: raise LimitError(f"top_k must be at least 1 (or none), got {top_k}")
         if top_p is not None and not 0 < top_p <= 1: raise LimitError(f"top_p must be in (0, 1] (or none), got {top_p}")
-        prompt = prepare_prompt(self.tokenizer, messages, self.limits, max_tokens, self.context)
+        prompt, max_tokens = prepare_prompt(self.tokenizer, messages, self.limits, max_tokens, self.context)
         with self.lock:
             if self.in_flight >= self.limits.max_in_flight:
                 raise LimitError(f"the server is busy: {self.in_flight} requests in flight, the limit is "

@@ -476,3 +476,30 @@ def test_browser_sends_a_message_and_sees_a_streamed_reply(server):
         assert len(states[-1]) > 100, f"the greedy reply should run its full 256 tokens: {states[-1]!r}"
     finally:
         browser.quit()
+
+
+def test_the_cli_defaults_fit_the_trained_models_context(smoke_base):
+    "The smoke models have a 128-token context: the default reply length (512) is bounded by what is left, not refused."
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ok = subprocess.run([sys.executable, "-m", "nanochat.chat_cli", "-p", "What is your name?", "--seed", "0"],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0 and ok.stdout.strip(), ok.stderr[-2000:]
+    long = subprocess.run([sys.executable, "-m", "nanochat.chat_cli", "-p", "word " * 200], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert long.returncode != 0 and "send a shorter message" in long.stderr and "Traceback" not in long.stderr, long.stderr[-2000:]
+
+
+def test_a_long_chat_drops_its_oldest_turns_and_the_reply_fits_the_context(tiny):
+    model, tok = tiny
+    service = ChatService([Engine(model, tok)], Limits(max_new_tokens=512))
+    context = model.config.sequence_len
+    history = []
+    for i in range(4):  # each exchange ~context/3 tokens: the whole chat no longer fits
+        history += [{"role": "user", "content": f"question {i} " + "x" * (context // 3)}, {"role": "assistant", "content": "y" * (context // 3)}]
+    history.append({"role": "user", "content": "and now?"})
+    reply = service.reply(history, temperature=0.0, seed=0)
+    assert len(reply.prompt) + reply.max_tokens <= context and reply.max_tokens >= 16
+    newest = tok.render_for_completion(history[-1:])[1:]  # without its <|bos|>
+    assert reply.prompt[-len(newest):] == newest  # the newest message is kept
+    assert len(reply.prompt) < len(tok.render_for_completion(history))  # and older turns were dropped
+    "".join(reply.pieces())  # and the reply runs to the end
