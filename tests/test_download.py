@@ -242,7 +242,7 @@ def test_auto_picks_fineweb_when_its_server_answers(server, base_dir, monkeypatc
         s.bind(("127.0.0.1", 0)); closed_port = s.getsockname()[1]  # nothing listens there once closed
     monkeypatch.setenv("NANOCHAT_FINEWEB_URL", f"http://127.0.0.1:{closed_port}/x")
     assert not fineweb_reachable(timeout=1)
-    with pytest.raises(SystemExit, match="unknown --source"):
+    with pytest.raises(ValueError, match="--source 'hub': choose packages, fineweb or auto"):
         main(source="hub")
 
 

@@ -446,7 +446,7 @@ def test_base_eval_logs_what_the_report_reads_and_two_processes_agree_with_one(b
     section = (base_dir / "runs" / "r" / "report" / "base_eval.md").read_text()
     assert "| processes | 2 |" in section and "| CORE tasks run | 4 of 22 |" in section and "| winogrande | schema |" in section
     report = assemble_report("r").read_text()
-    assert f"| CORE | {second['core']:.4f} | - | - | - |" in report and "4 of 22 CORE tasks" in report
+    assert f"| CORE | {second['core']:.4f} | — | — | — |" in report and "over 4 of 22 tasks" in report
 
 
 def test_chat_eval_short_flags_two_processes_agree_with_one(base_dir):
