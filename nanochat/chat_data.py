@@ -507,32 +507,16 @@ def _parquet_has(path, columns) -> bool:
 
 def download_chat_file(name: str, base_url: str | None = None, attempts: int = 5, backoff: float = 1.0,
                        timeout: float = 60.0) -> Path:
-    "Download one of DOWNLOADS into chat_data/ (resuming, retrying, verified); returns its path."
-    from nanochat.data import DownloadError, RETRY_HTTP, _fetch  # lesson 02's download machinery
-    import http.client
+    "Download one of DOWNLOADS into chat_data/ (resuming, retrying, verified by lesson 02's download_file); returns its path."
+    from nanochat.data import download_file
     if name not in DOWNLOADS: raise ValueError(f"unknown chat download {name!r}; choose from {list(DOWNLOADS)}")
     rel, columns = DOWNLOADS[name]
     url = f"{(base_url or os.environ.get('NANOCHAT_CHAT_DATA_URL') or HF_URL).rstrip('/')}/{rel}"
     path = chat_data_dir() / f"{name}.parquet"; path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and _parquet_has(path, columns): return path
-    tmp, error = path.with_name(path.name + ".tmp"), None
-    for attempt in range(attempts):
-        if attempt: time.sleep(backoff * 2 ** (attempt - 1))
-        try:
-            sha256, advertised = _fetch(url, tmp, timeout)
-            if advertised and sha256 != advertised: error = f"checksum {sha256[:12]}… is not the advertised {advertised[:12]}…"
-            elif not _parquet_has(tmp, columns): error = f"not a readable parquet file with columns {columns}"
-            else:
-                os.replace(tmp, path); print0(f"{path.name}: {path.stat().st_size / 1e6:.1f} MB"); return path
-            tmp.unlink(missing_ok=True)
-        except urllib.error.HTTPError as e:
-            error = f"HTTP {e.code} {e.reason}"
-            if e.code == 416: tmp.unlink(missing_ok=True)
-            if e.code < 500 and e.code not in RETRY_HTTP: break
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
-            error = f"{type(e).__name__}: {e}"
-    tmp.unlink(missing_ok=True)
-    raise DownloadError(f"{name} from {url}: failed after {attempt + 1} attempt(s), last error: {error}")
+    download_file(url, path, lambda tmp: _parquet_has(tmp, columns), f"a readable parquet file with columns {columns}",
+                  attempts, backoff, timeout)
+    return path
 
 # %% ../nbs/07_chat_data.ipynb #be0de174
 def _rows(path) -> list[dict]:

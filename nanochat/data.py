@@ -11,8 +11,8 @@ __all__ = ['MAKE_DATA', 'CORPUS_SOURCES', 'CHAT_SPLIT', 'READERS', 'CORPUS_SEED'
            'clean_text', 'corpus_documents', 'split_documents', 'shard_name', 'write_shard', 'chunk_by_chars',
            'corpus_fingerprint', 'read_manifest', 'write_manifest', 'manifest_matches', 'write_corpus',
            'check_data_source', 'build_corpus', 'read_row_group', 'iter_documents', 'DownloadError', 'shard_url',
-           'parquet_ok', 'download_shard', 'download_fineweb', 'row_groups', 'rank_units', 'rank_documents',
-           'TokenBuffer', 'TokenLoader']
+           'parquet_ok', 'download_file', 'download_shard', 'download_fineweb', 'row_groups', 'rank_units',
+           'rank_documents', 'TokenBuffer', 'TokenLoader']
 
 # %% ../nbs/02_data.ipynb #ac9ac691
 import functools, hashlib, http.client, importlib.metadata, importlib.util, itertools, json, os, random, re
@@ -386,23 +386,20 @@ def _fetch(url: str, tmp: Path, timeout: float) -> tuple[str, str | None]:
 # %% ../nbs/02_data.ipynb #b61575dc
 RETRY_HTTP = {408, 416, 425, 429}  # and every 5xx
 
-def download_shard(index: int, data_dir=None, base_url=None, attempts: int = 5, backoff: float = 1.0,
-                   timeout: float = 60.0) -> dict:
-    "Download shard `index` into the data directory unless it is there already; returns its manifest entry."
-    folder = get_data_dir(data_dir); folder.mkdir(parents=True, exist_ok=True)
-    path, url = folder / shard_name(index), shard_url(index, base_url)
-    if path.exists() and parquet_ok(path): return dict(file=path.name, bytes=path.stat().st_size)
+def download_file(url: str, path: Path, usable, what: str, attempts: int = 5, backoff: float = 1.0,
+                  timeout: float = 60.0) -> str:
+    "Fetch `url` to `path` (resuming, retrying, checksum-verified, `usable(tmp)` checked before the rename); its sha256."
     tmp, error = path.with_name(path.name + ".tmp"), None
     for attempt in range(attempts):
         if attempt: time.sleep(backoff * 2 ** (attempt - 1))
         try:
             sha256, advertised = _fetch(url, tmp, timeout)
             if advertised and sha256 != advertised: error = f"checksum {sha256[:12]}… is not the advertised {advertised[:12]}…"
-            elif not parquet_ok(tmp, full=True): error = "not a readable parquet file with a text column"
+            elif not usable(tmp): error = f"not {what}"
             else:
                 os.replace(tmp, path)
                 print0(f"{path.name}: {path.stat().st_size / 1e6:.1f} MB")
-                return dict(file=path.name, bytes=path.stat().st_size, sha256=sha256)
+                return sha256
             tmp.unlink(missing_ok=True)  # corrupt: start clean next time
         except urllib.error.HTTPError as e:
             error = f"HTTP {e.code} {e.reason}"
@@ -411,7 +408,17 @@ def download_shard(index: int, data_dir=None, base_url=None, attempts: int = 5, 
         except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
             error = f"{type(e).__name__}: {e}"
     tmp.unlink(missing_ok=True)
-    raise DownloadError(f"{shard_name(index)} from {url}: failed after {attempt + 1} attempt(s), last error: {error}")
+    raise DownloadError(f"{path.name} from {url}: failed after {attempt + 1} attempt(s), last error: {error}")
+
+def download_shard(index: int, data_dir=None, base_url=None, attempts: int = 5, backoff: float = 1.0,
+                   timeout: float = 60.0) -> dict:
+    "Download shard `index` into the data directory unless it is there already; returns its manifest entry."
+    folder = get_data_dir(data_dir); folder.mkdir(parents=True, exist_ok=True)
+    path, url = folder / shard_name(index), shard_url(index, base_url)
+    if path.exists() and parquet_ok(path): return dict(file=path.name, bytes=path.stat().st_size)
+    sha256 = download_file(url, path, lambda tmp: parquet_ok(tmp, full=True), "a readable parquet file with a text column",
+                           attempts, backoff, timeout)
+    return dict(file=path.name, bytes=path.stat().st_size, sha256=sha256)
 
 # %% ../nbs/02_data.ipynb #21254461
 def download_fineweb(num_shards: int, data_dir=None, base_url=None, workers: int = 8, attempts: int = 5,
