@@ -455,12 +455,14 @@ def test_chat_eval_short_flags_two_processes_agree_with_one(base_dir):
     from nanochat.report import summary_values
     _tiny_world("chat_sft", sequence_len=256)
     one = main(source="sft", task_name="ARC-Easy|GSM8K", max_per_task=4, max_new_tokens=6, run_name="c")
-    assert set(one) == {"arc_easy", "arc_easy_stderr", "gsm8k", "gsm8k_stderr"}  # no chatcore: not all five ran
+    assert set(one) == {"arc_easy", "arc_easy_stderr", "gsm8k", "gsm8k_stderr",  # no chatcore: not all five ran
+                        "identity", "calculator_calls", "arithmetic_right"}  # the behaviour eval (lesson 07)
     run_stage("chat_eval", ["-i", "sft", "-a", "ARC-Easy|GSM8K", "--max-per-task", 4, "--max-new-tokens", 6, "--run-name", "c"], run="c", nproc=2)
     first, second = read_metrics("c", "chat_eval")
     assert first["source"] == second["source"] == "sft"
     assert {k: second[k] for k in one} == {k: first[k] for k in one}
-    assert summary_values("c")["SFT"] == {"ARC-Easy": one["arc_easy"], "GSM8K": one["gsm8k"]}
+    sft = summary_values("c")["SFT"]
+    assert {k: sft[k] for k in ("ARC-Easy", "GSM8K")} == {"ARC-Easy": one["arc_easy"], "GSM8K": one["gsm8k"]}
     assert "ChatCORE: not computed" in (base_dir / "runs" / "c" / "report" / "chat_eval_sft.md").read_text()
 
 
