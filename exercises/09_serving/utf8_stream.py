@@ -1,0 +1,45 @@
+# %% [markdown]
+# # Exercise 09a — stream text that never splits a character
+# A model writes tokens, and a token is a run of **bytes**, not of characters: "é" is two bytes in UTF-8,
+# an emoji four, and BPE happily cuts them apart. A server that decodes each token on its own sends
+# broken characters (`\ufffd`) to the page. Lesson 09's `TextStream` decodes the whole reply again and
+# holds back a trailing `\ufffd`; here you build the byte-level version a production server uses:
+#
+# - `push(piece)` takes the next token's bytes and returns the text that is **complete** so far and not yet
+#   returned: the bytes of a character that is still incomplete wait for the next piece;
+# - a step beyond the lesson: bytes that can **never** become a character (a stray continuation byte, an
+#   invalid start byte like 0xff) must not hold the stream up forever: each becomes one `"\ufffd"` as soon
+#   as it is known to be invalid, and the text after it flows on;
+# - `flush()` at the end of the reply returns whatever is left (an incomplete tail becomes `"\ufffd"`).
+#
+# Every piece of text is returned exactly once: joining all returned pieces equals
+# `b"".join(pieces).decode("utf-8", errors="replace")`.
+#
+# Write it by hand from UTF-8's rules (that is the point; `codecs.getincrementaldecoder` is the answer key the
+# tests compare against): a byte `0xxxxxxx` is a whole character; `10xxxxxx` continues one; a lead byte
+# `110xxxxx` (0xC2–0xDF) starts a 2-byte character, `1110xxxx` (0xE0–0xEF) a 3-byte one and `11110xxx`
+# (0xF0–0xF4) a 4-byte one; 0xC0, 0xC1 and 0xF5–0xFF never appear in UTF-8.
+#
+# Target: the tests feed real UTF-8 cut at every byte, and broken bytes. Grade with `make grade LESSON=09`.
+
+
+
+# %%
+class Utf8Stream:
+    "Bytes in, complete characters out."
+    def __init__(self):
+        """Start with nothing pending.
+
+        Hint: keep a `bytearray` of bytes not yet returned. After each push, find how many bytes at its end
+        begin a character that is not complete yet (look back at most 3 bytes for a lead byte); decode the rest
+        with `.decode("utf-8", errors="replace")` and keep the tail.
+        """
+        raise NotImplementedError("exercise 09a: set up what holds the incomplete tail")
+
+    def push(self, piece: bytes) -> str:
+        "The newly complete text after adding `piece` (often '' while a character is incomplete)."
+        raise NotImplementedError("exercise 09a: add the bytes, return the complete characters not yet returned")
+
+    def flush(self) -> str:
+        "Whatever is left at the end: an incomplete character becomes '\\ufffd'. The stream starts afresh."
+        raise NotImplementedError("exercise 09a: return the rest ('\\ufffd' for an incomplete tail) and start afresh")
