@@ -4,14 +4,16 @@
 
 # %% auto #0
 __all__ = ['sample_next_token', 'serving_autocast', 'new_cache', 'prefill', 'decode_step', 'ToolCallTracker', 'Row',
-           'check_prompts', 'Engine']
+           'check_prompts', 'Engine', 'quantize_int8', 'weight_bytes']
 
 # %% ../nbs/06_engine.ipynb #91c6d13b
+import warnings
 from collections import deque
 from contextlib import nullcontext
 from typing import Callable, Iterator
 
 import torch
+import torch.nn as nn
 
 from .gpt import KVCache
 from .sandbox import calculator
@@ -161,3 +163,30 @@ class Engine:
             for r, (t, m) in enumerate(zip(column, mask)):
                 if t is not None: completions[r].append(t); masks[r].append(m)
         return completions, masks
+
+# %% ../nbs/06_engine.ipynb #28228e75
+def quantize_int8(model):
+    "A copy of `model` whose Linear layers (lm_head included) hold int8 weights, one scale per output channel; inputs are quantized on the fly. CPU only."
+    w = next(model.parameters())
+    if w.device.type != "cpu":
+        raise ValueError(f"int8 inference runs on the CPU (PyTorch's fbgemm/oneDNN/qnnpack kernels), but the model is on "
+                         f"{w.device}: serve it there in bfloat16 instead (serving_autocast)")
+    if w.dtype != torch.float32: raise ValueError(f"quantize a float32 model, not {w.dtype}")
+    try:
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+    except ImportError as e:
+        raise RuntimeError(f"torch {torch.__version__} has no torch.ao.quantization.quantize_dynamic (int8 on the CPU): "
+                           "install a torch that has it (2.4 … 2.15 do)") from e
+    with warnings.catch_warnings():  # "torch.ao.quantization is deprecated" (and its quantized-tensor cousin), at every call
+        warnings.filterwarnings("ignore", message=".*(deprecated|quantize_per).*")
+        return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8).eval()
+
+def weight_bytes(model) -> int:
+    "Bytes the weights occupy: float parameters, plus each int8 Linear's weights, scales, zero points and bias."
+    total = sum(p.numel() * p.element_size() for p in model.parameters())
+    for m in model.modules():
+        if hasattr(m, "_packed_params") and callable(getattr(m, "weight", None)):  # an int8 Linear (its weight() unpacks)
+            q, bias = m.weight(), m.bias()
+            total += q.numel() * q.element_size() + (0 if bias is None else bias.nbytes)
+            total += q.q_per_channel_scales().nbytes + q.q_per_channel_zero_points().nbytes if q.qscheme() == torch.per_channel_affine else 16
+    return total

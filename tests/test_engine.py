@@ -214,3 +214,64 @@ def test_serving_runs_under_bf16_autocast_on_cuda_only():
     assert isinstance(on_gpu, torch.autocast) and on_gpu.device == "cuda" and on_gpu.fast_dtype == torch.bfloat16
     with serving_autocast("cpu"):
         assert not torch.is_autocast_enabled("cpu") and (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+# --- int8 -------------------------------------------------------------------------------------------------
+
+def trained_model(tok, steps: int = 60) -> GPT:
+    "A tiny GPT trained for a moment on TEXTS: random logits would make a quality check meaningless."
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(sequence_len=64, vocab_size=tok.vocab_size, n_layer=2, n_head=2, n_kv_head=2, n_embd=64))
+    ids = torch.tensor([i for t in TEXTS for i in tok.encode(t, prepend=tok.bos_token_id)])
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        ix = torch.randint(0, len(ids) - 33, (8,)).tolist()
+        loss = model(torch.stack([ids[i:i + 32] for i in ix]), torch.stack([ids[i + 1:i + 33] for i in ix]))
+        opt.zero_grad(); loss.backward(); opt.step()
+    return model.eval()
+
+
+def test_int8_logits_greedy_text_and_bpb_stay_close_to_float32(tok):
+    from nanochat.engine import quantize_int8
+    from nanochat.eval import evaluate_bpb
+    model = trained_model(tok)
+    qmodel = quantize_int8(model)
+    assert type(qmodel.lm_head) is not torch.nn.Linear and type(model.lm_head) is torch.nn.Linear  # a copy: the original stays float
+    ids = torch.tensor([tok.encode(TEXTS[1], prepend=tok.bos_token_id)])
+    with torch.inference_mode(): full, quant = model(ids), qmodel(ids)
+    assert (quant - full).norm() / full.norm() < 0.05
+    prompt = tok.encode("The cat", prepend=tok.bos_token_id)
+    f, _ = Engine(model, tok).generate_batch(prompt, max_tokens=20, temperature=0)
+    q, _ = Engine(qmodel, tok).generate_batch(prompt, max_tokens=20, temperature=0)
+    assert sum(a == b for a, b in zip(f[0], q[0])) >= 16, (tok.decode(f[0]), tok.decode(q[0]))
+    x = torch.tensor([i for t in TEXTS[-3:] for i in tok.encode(t, prepend=tok.bos_token_id)])
+    batches = [(x[None, :-1], x[None, 1:])]
+    a, b = evaluate_bpb(model, batches, tok.token_bytes()), evaluate_bpb(qmodel, batches, tok.token_bytes())
+    assert abs(b / a - 1) < 0.03, (a, b)
+
+
+def test_int8_decodes_through_the_kv_cache_and_shrinks_the_weights(tok):
+    "Prefill + decode with the cache give the int8 model's own full-forward logits; the Linear weights take a byte each."
+    from nanochat.engine import decode_step, quantize_int8, weight_bytes
+    model = trained_model(tok, steps=5)
+    qmodel = quantize_int8(model)
+    prompt = tok.encode("Hello! How", prepend=tok.bos_token_id)
+    logits, cache = prefill(qmodel, [prompt], num_samples=2, max_tokens=8)
+    seq = list(prompt)
+    with torch.inference_mode():
+        for _ in range(8):
+            full = qmodel(torch.tensor([seq]))[:, -1]
+            assert (logits[0] - full[0]).norm() / full.norm() < 0.03 and torch.equal(logits[0], logits[1])
+            seq.append(int(logits[0].argmax()))
+            logits = decode_step(qmodel, [seq[-1]] * 2, cache)
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    saved = weight_bytes(model) - weight_bytes(qmodel)
+    assert weight_bytes(model) == 4 * model.num_params()
+    assert 0.9 * 3 * linear < saved < 3 * linear  # 4 bytes → 1 per Linear weight, less the per-channel scales
+
+
+def test_int8_refuses_what_it_cannot_run(tok):
+    from nanochat.engine import quantize_int8
+    model = trained_model(tok, steps=0)
+    with pytest.raises(ValueError, match="float32"): quantize_int8(model.to(torch.bfloat16))
+    with pytest.raises(ValueError, match="runs on the CPU"): quantize_int8(model.to("meta"))
