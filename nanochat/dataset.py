@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from .common import check_flag, cli, dist_info, get_base_dir, log_metrics, print0, write_report_section
 from .data import build_corpus, download_fineweb, get_data_dir, list_shards, shard_url
+from .eval_tasks import fetch_bigbench
 
 # %% ../nbs/stages/dataset.ipynb #c6340fb3
 def fineweb_reachable(timeout: float = 5.0) -> bool:
@@ -44,6 +45,8 @@ def sources_table(manifest: dict) -> str:
 def main(num_shards: int = 8,  # FineWeb-EDU training shards to download (~250M characters each); the embedded corpus is always built whole
          source: str = "packages",  # packages (the embedded corpus, offline), fineweb (download) or auto (fineweb when reachable)
          workers: int = 8,  # parallel downloads
+         bigbench: bool = False,  # also fetch BIG-bench's six CORE tasks (358 MB from PyPI once, ~12 MB kept): CORE over 20 of 22 tasks offline
+         bigbench_url: str = "",  # where the bigbench 1.0.0 sdist comes from; empty = PyPI
          run_name: str = "default"):  # run name: results go to $NANOCHAT_BASE_DIR/runs/<run>
     "Prepare the pretraining shards in $NANOCHAT_BASE_DIR/base_data."
     check_flag(num_shards >= 1, "num_shards", num_shards, "must be at least 1")  # flags first: a bad one changes nothing
@@ -56,6 +59,7 @@ def main(num_shards: int = 8,  # FineWeb-EDU training shards to download (~250M 
     start = time.time()
     manifest = build_corpus() if source == "packages" else download_fineweb(num_shards, workers=workers)
     metrics = data_summary(manifest, time.time() - start)
+    if bigbench: metrics["BIG-bench tasks"] = str(fetch_bigbench(bigbench_url))
     print0("\n".join(f"{k}: {v}" for k, v in metrics.items()))
     log_metrics(run_name, "dataset", 0, **metrics)
     write_report_section(run_name, "dataset", "Data", config={"source": source, "data directory": get_data_dir()},

