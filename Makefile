@@ -91,5 +91,10 @@ export: setup
 grade: setup
 	$(PY) -m pytest tests/exercises/test_$(LESSON)*.py --grade exercises
 
+# The benchmarks, each printing its figures beside a baseline measured in the same run (bench/README.md).
+# Not gpu_bundle.py or run_speedrun.py: those are tools for the GPU machine, not measurements. BENCHES=engine runs one.
+BENCHES ?= tokenizer train engine model dataloader sft rl
 bench: setup
-	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@echo "== machine: $$(nproc) cores, $$(uptime)"
+	for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
+	@echo "== machine at the end: $$(uptime)"
