@@ -1,8 +1,10 @@
-"Grades exercises/02_data (or solutions/ with --grade solutions): packing with <|bos|>, and dealing data to ranks."
-import itertools
+"""Grades exercises/02_data (or solutions/ with --grade solutions): packing with <|bos|>, dealing data to ranks,
+and (02c) rows that start at a document, best-fit packing and the document mask."""
+import itertools, random
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from nanochat.data import TokenLoader, rank_units, write_shard
 from nanochat.tokenizer import Tokenizer
@@ -18,24 +20,39 @@ def sharding(exercise):
     return exercise("02_data/sharding.py")
 
 
+@pytest.fixture
+def alignment(exercise):
+    return exercise("02_data/alignment.py")
+
+
+def check(got, expected, call: str, idea: str):
+    assert got == expected, f"{call}: expected {expected!r}, got {got!r}. Revisit {idea}."
+
+
+PACKING = "'From documents to batches' in lesson 02"
+
+
 def test_bos_stream(packing):
-    assert packing.bos_stream([[5, 6], [7]], bos_id=0) == [0, 5, 6, 0, 7]
-    assert packing.bos_stream([[], [3]], bos_id=9) == [9, 9, 3]
-    assert packing.bos_stream([], bos_id=1) == []
+    check(packing.bos_stream([[5, 6], [7]], bos_id=0), [0, 5, 6, 0, 7], "bos_stream([[5, 6], [7]], 0)", PACKING)
+    check(packing.bos_stream([[], [3]], bos_id=9), [9, 9, 3], "bos_stream([[], [3]], 9) (an empty document keeps its <|bos|>)", PACKING)
+    check(packing.bos_stream([], bos_id=1), [], "bos_stream([], 1)", PACKING)
 
 
 def test_pack_rows(packing):
-    assert packing.pack_rows([0, 5, 6, 0, 7, 8, 9], seq_len=2) == [[0, 5, 6], [0, 7, 8]]
-    assert packing.pack_rows(list(range(9)), seq_len=2) == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
-    assert packing.pack_rows([1, 2], seq_len=2) == []
+    check(packing.pack_rows([0, 5, 6, 0, 7, 8, 9], seq_len=2), [[0, 5, 6], [0, 7, 8]], "pack_rows([0, 5, 6, 0, 7, 8, 9], 2)", PACKING)
+    check(packing.pack_rows(list(range(9)), seq_len=2), [[0, 1, 2], [3, 4, 5], [6, 7, 8]], "pack_rows(range(9), 2)", PACKING)
+    check(packing.pack_rows([1, 2], seq_len=2), [], "pack_rows([1, 2], 2) (too short for one row of 3)", PACKING)
     with pytest.raises(ValueError):
         packing.pack_rows([1, 2, 3], seq_len=0)
+        pytest.fail("pack_rows(..., seq_len=0) should raise ValueError")
 
 
 def test_inputs_targets(packing):
     x, y = packing.inputs_targets([[0, 5, 6], [0, 7, 8]])
-    assert x.dtype == y.dtype == torch.int64 and x.shape == y.shape == (2, 2)
-    assert x.tolist() == [[0, 5], [0, 7]] and y.tolist() == [[5, 6], [7, 8]]
+    assert x.dtype == y.dtype == torch.int64, f"inputs and targets must be int64 (token ids), got {x.dtype} and {y.dtype}"
+    assert x.shape == y.shape == (2, 2), f"expected shapes (2, 2) and (2, 2), got {tuple(x.shape)} and {tuple(y.shape)}"
+    check((x.tolist(), y.tolist()), ([[0, 5], [0, 7]], [[5, 6], [7, 8]]), "inputs_targets([[0, 5, 6], [0, 7, 8]])",
+          "the shift by one: position t predicts token t+1")
 
 
 def test_packing_matches_the_lesson_loader(packing, tmp_path):
@@ -47,27 +64,110 @@ def test_packing_matches_the_lesson_loader(packing, tmp_path):
     stream = packing.bos_stream(tok.encode(docs), tok.bos_token_id)
     x, y = packing.inputs_targets(packing.pack_rows(stream, 16))
     for b, (lx, ly) in enumerate(itertools.islice(loader, 4)):
-        assert torch.equal(lx, x[3 * b:3 * b + 3]) and torch.equal(ly, y[3 * b:3 * b + 3])
+        assert torch.equal(lx, x[3 * b:3 * b + 3]) and torch.equal(ly, y[3 * b:3 * b + 3]), (
+            f"batch {b}: TokenLoader gives inputs {lx.tolist()}, your steps give {x[3 * b:3 * b + 3].tolist()}. "
+            f"Revisit {PACKING}: the stream is cut every seq_len + 1 tokens, with no overlap")
+
+
+SHARDING = "'Many GPUs, disjoint data' in lesson 02"
 
 
 def test_rank_share(sharding):
-    assert sharding.rank_share(10, 1, 3) == [1, 4, 7]
-    assert sharding.rank_share(10, 0, 1) == list(range(10))
-    assert sharding.rank_share(2, 3, 4) == []
+    check(sharding.rank_share(10, 1, 3), [1, 4, 7], "rank_share(10, rank=1, world_size=3)", SHARDING)
+    check(sharding.rank_share(10, 0, 1), list(range(10)), "rank_share(10, rank=0, world_size=1)", SHARDING)
+    check(sharding.rank_share(2, 3, 4), [], "rank_share(2, rank=3, world_size=4)", SHARDING)
     for bad in [(10, 3, 3), (10, -1, 2), (10, 0, 0)]:
         with pytest.raises(ValueError):
             sharding.rank_share(*bad)
+            pytest.fail(f"rank_share{bad} should raise ValueError (rank must be in [0, world_size))")
 
 
 @pytest.mark.parametrize("world_size", [1, 2, 3, 8])
 def test_ranks_are_disjoint_and_complete(sharding, world_size):
     for epoch in range(3):
         shares = [sharding.epoch_share(21, r, world_size, epoch) for r in range(world_size)]
-        assert sorted(u for share in shares for u in share) == list(range(21))
+        check(sorted(u for share in shares for u in share), list(range(21)),
+              f"every rank's epoch_share(21, r, {world_size}, {epoch}) together, sorted", SHARDING + ": every unit to exactly one rank")
 
 
 def test_epochs_reshuffle_like_the_lesson_loader(sharding):
-    assert sharding.epoch_share(10, 1, 3, 0) == [1, 4, 7]
-    assert sharding.epoch_share(40, 0, 1, 1) != list(range(40))
+    check(sharding.epoch_share(10, 1, 3, 0), [1, 4, 7], "epoch_share(10, 1, 3, epoch=0) (epoch 0 is not shuffled)", SHARDING)
+    assert sharding.epoch_share(40, 0, 1, 1) != list(range(40)), "epoch_share(40, 0, 1, epoch=1) came back in order: epochs after 0 are shuffled"
     for epoch, rank in itertools.product(range(4), range(3)):
-        assert sharding.epoch_share(17, rank, 3, epoch) == rank_units(range(17), rank, 3, epoch)
+        check(sharding.epoch_share(17, rank, 3, epoch), rank_units(range(17), rank, 3, epoch),
+              f"epoch_share(17, {rank}, 3, {epoch}) against nanochat.data.rank_units", SHARDING + " (random.Random(epoch).shuffle)")
+
+
+ALIGNED = "'Try it: how should rows be cut?' in lesson 02"
+
+
+def test_bos_aligned_rows(alignment):
+    check(alignment.bos_aligned_rows([[1, 2], [3], [4, 5, 6, 7]], bos_id=0, seq_len=3), ([[0, 1, 2, 0], [0, 4, 5, 6]], 2),
+          "bos_aligned_rows([[1, 2], [3], [4, 5, 6, 7]], 0, 3)", ALIGNED)
+    check(alignment.bos_aligned_rows([[1, 2], [3, 4]], bos_id=0, seq_len=2), ([[0, 1, 2], [0, 3, 4]], 0),
+          "bos_aligned_rows([[1, 2], [3, 4]], 0, 2) (documents that fill rows exactly lose nothing)", ALIGNED)
+    check(alignment.bos_aligned_rows([[1], [2]], bos_id=0, seq_len=7), ([], 4),
+          "bos_aligned_rows([[1], [2]], 0, 7) (an unfinished last row is dropped and counted as lost)", ALIGNED)
+    with pytest.raises(ValueError):
+        alignment.bos_aligned_rows([[1]], 0, 0)
+        pytest.fail("bos_aligned_rows(..., seq_len=0) should raise ValueError")
+
+
+def random_docs(seed: int, n: int = 300, longest: int = 60) -> list[list[int]]:
+    rng = random.Random(seed)
+    return [[rng.randrange(1, 50) for _ in range(rng.randint(1, longest))] for _ in range(n)]
+
+
+@pytest.mark.parametrize("packer", ["bos_aligned_rows", "best_fit_rows"])
+def test_rows_start_with_bos_and_account_for_every_token(alignment, packer):
+    docs, T = random_docs(1), 63
+    rows, lost = getattr(alignment, packer)(docs, 0, T)
+    assert rows and all(len(r) == T + 1 for r in rows), f"{packer}: every row must have seq_len + 1 = {T + 1} tokens, got lengths {sorted({len(r) for r in rows})}"
+    assert all(r[0] == 0 for r in rows), f"{packer}: every row must start with bos_id; rows {[i for i, r in enumerate(rows) if r[0] != 0][:5]} do not"
+    total = sum(len(d) + 1 for d in docs)
+    assert (T + 1) * len(rows) + lost == total, (f"{packer}: {len(rows)} rows of {T + 1} plus {lost} lost should be the {total} tokens "
+                                                 "of the documents with their <|bos|>: some tokens were counted twice or not at all")
+
+
+def test_best_fit_rows(alignment):
+    check(alignment.best_fit_rows([[1, 2, 3, 4, 5], [6], [7, 8]], bos_id=0, seq_len=3), ([[0, 7, 8, 0], [0, 1, 2, 3]], 3),
+          "best_fit_rows([[1, 2, 3, 4, 5], [6], [7, 8]], 0, 3)", "the docstring: longest that fits, else the shortest cropped")
+    check(alignment.best_fit_rows([[1, 2], [3], [4, 5, 6, 7]], 0, 3, window=1), alignment.bos_aligned_rows([[1, 2], [3], [4, 5, 6, 7]], 0, 3),
+          "best_fit_rows(..., window=1) against bos_aligned_rows (a window of one has no choice)", "the window")
+    with pytest.raises(ValueError):
+        alignment.best_fit_rows([[1]], 0, 3, window=0)
+        pytest.fail("best_fit_rows(..., window=0) should raise ValueError")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_best_fit_loses_far_fewer_tokens(alignment, seed):
+    docs = random_docs(seed)
+    greedy, best = alignment.bos_aligned_rows(docs, 0, 127)[1], alignment.best_fit_rows(docs, 0, 127)[1]
+    assert best < greedy / 2, (f"on 300 documents of 2 to 61 tokens in rows of 128, best fit lost {best} tokens and the in-order "
+                               f"packer {greedy}: best fit should lose less than half as many. Does it pick the longest that fits?")
+
+
+def test_document_mask(alignment):
+    got = alignment.document_mask(torch.tensor([[5, 0, 6, 7, 0, 8]]), bos_id=0)
+    assert got.dtype == torch.bool and got.shape == (1, 6, 6), f"expected a (1, 6, 6) bool mask, got {tuple(got.shape)} {got.dtype}"
+    check(got[0].int().tolist(), [[1, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [0, 1, 1, 0, 0, 0], [0, 1, 1, 1, 0, 0], [0, 0, 0, 0, 1, 0],
+                                  [0, 0, 0, 0, 1, 1]], "document_mask([[5, 0, 6, 7, 0, 8]], 0)", "the causal mask of lesson 03, cut at every <|bos|>")
+    no_bos = alignment.document_mask(torch.tensor([[3, 4, 5]]), bos_id=0)[0]
+    check(no_bos.tolist(), torch.ones(3, 3, dtype=torch.bool).tril().tolist(), "document_mask of a row with no <|bos|>",
+          "a row with one document is plain causal")
+
+
+def test_document_mask_keeps_packed_documents_apart(alignment):
+    "Attention over a packed row with the mask equals attention over each document on its own."
+    torch.manual_seed(0)
+    docs = [[7, 8, 9], [4, 5], [1, 2, 3, 6]]
+    row = torch.tensor([[t for d in docs for t in [0, *d]]])
+    q, k, v = (torch.randn(1, 2, row.shape[1], 8) for _ in range(3))
+    packed = F.scaled_dot_product_attention(q, k, v, attn_mask=alignment.document_mask(row, 0)[:, None])
+    start = 0
+    for d in docs:
+        end = start + len(d) + 1
+        alone = F.scaled_dot_product_attention(q[..., start:end, :], k[..., start:end, :], v[..., start:end, :], is_causal=True)
+        assert torch.allclose(packed[..., start:end, :], alone, atol=1e-6), (
+            f"tokens {start}..{end - 1} (one document) attend differently packed than alone: the mask lets them see another document")
+        start = end
