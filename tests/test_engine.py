@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from nanochat.engine import Engine, ToolCallTracker, prefill, sample_next_token
+from nanochat.engine import Engine, ToolCallTracker, decode_step, prefill, sample_next_token
 from nanochat.gpt import GPT, GPTConfig
 from nanochat.tokenizer import Tokenizer
 
@@ -132,6 +132,31 @@ def test_samples_share_one_prefill(model, tok):
     finally:
         hook.remove()
     assert calls == [(1, 4), (4, 1), (4, 1)]  # the prompt once, then one token per sample row per step
+
+
+def test_prefill_of_eight_samples_is_one_forward_of_one_row(model):
+    "num_samples=8: the model runs once, on a batch of ONE (not 8 copies), and every row starts from the same logits."
+    calls = []
+    hook = model.register_forward_hook(lambda m, args, out: calls.append(tuple(args[0].shape)))
+    prompt = list(range(1, 40))
+    try:
+        logits, cache = prefill(model, [prompt], num_samples=8, max_tokens=16)
+    finally:
+        hook.remove()
+    assert calls == [(1, len(prompt))]
+    with torch.inference_mode(): full = model(torch.tensor([prompt]))[:, -1]
+    assert logits.shape == (8, model.config.vocab_size) and all(torch.equal(logits[0], r) for r in logits)
+    assert torch.allclose(logits[0], full[0], atol=1e-5)
+    assert (cache.batch_size, cache.pos, cache.seq_len) == (8, len(prompt), len(prompt) + 16)
+    assert all(torch.equal(cache.k[:, 0, :, :cache.pos], cache.k[:, r, :, :cache.pos]) for r in range(8))
+
+
+def test_prefill_of_one_sample_writes_straight_into_the_decode_cache(model):
+    "num_samples=1 needs no copy: the prompt's keys and values go into the cache that decoding then extends."
+    logits, cache = prefill(model, [[1, 2, 3], [4, 5, 6]], num_samples=1, max_tokens=5)
+    assert (cache.batch_size, cache.pos, cache.seq_len) == (2, 3, 8)
+    with torch.inference_mode(): full = model(torch.tensor([[1, 2, 3, 7], [4, 5, 6, 7]]))[:, -1]
+    assert torch.allclose(decode_step(model, [7, 7], cache), full, atol=1e-5)
 
 
 def test_sampling_is_reproducible_and_rows_differ(model, tok):
