@@ -1,6 +1,6 @@
 """Serving (lesson 09): the chat service and its limits, injection safety, the Panel app, the OpenAI-compatible API
 (with the `openai` client), a bounded load test, `panel serve`, the chat CLI, and a real headless browser."""
-import asyncio, json, os, shutil, socket, subprocess, sys, threading, time, urllib.error, urllib.request
+import asyncio, contextlib, http.client, json, os, shutil, socket, subprocess, sys, threading, time, urllib.error, urllib.parse, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,6 +40,21 @@ def free_port() -> int:
 
 def get_json(url: str) -> dict:
     return json.loads(urllib.request.urlopen(url, timeout=10).read())
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def post(server: str, body: bytes, headers: dict | None = None, path: str = "/v1/chat/completions") -> tuple[int, dict]:
+    "POST exactly `body` with `headers` (default: JSON's content type): (status, the parsed answer)."
+    url = urllib.parse.urlsplit(server)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+    try:
+        conn.request("POST", path, body=body, headers=JSON if headers is None else headers)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
 
 
 def wait_until(predicate, timeout: float = 60, what: str = "condition"):
@@ -295,13 +310,12 @@ def test_api_errors_are_clear(client, server):
         client.chat.completions.create(model="nanochat", messages=HELLO, max_tokens=1000)
     with pytest.raises(openai.BadRequestError, match="role must be"):
         client.chat.completions.create(model="nanochat", messages=[{"role": "tool", "content": "x", "tool_call_id": "1"}])
-    with pytest.raises(openai.BadRequestError, match="n=1"):
+    with pytest.raises(openai.BadRequestError, match="n=2 is not supported"):
         client.chat.completions.create(model="nanochat", messages=HELLO, n=2)
     with pytest.raises(openai.BadRequestError, match="roles alternate"):
         client.chat.completions.create(model="nanochat", messages=HELLO * 2)
-    request = urllib.request.Request(f"{server}/v1/chat/completions", data=b"{not json", method="POST")
-    with pytest.raises(urllib.error.HTTPError) as e: urllib.request.urlopen(request, timeout=10)
-    assert e.value.code == 400 and "invalid JSON" in json.loads(e.value.read())["error"]["message"]
+    status, error = post(server, b"{not json")
+    assert status == 400 and "invalid JSON" in error["error"]["message"]
 
 
 def test_load_sixteen_concurrent_conversations(client, server):
@@ -320,7 +334,7 @@ def test_load_sixteen_concurrent_conversations(client, server):
 
 def test_a_client_that_disconnects_frees_its_slot(server):
     body = json.dumps({"messages": HELLO, "max_tokens": 256, "stream": True}).encode()
-    response = urllib.request.urlopen(urllib.request.Request(f"{server}/v1/chat/completions", data=body, method="POST"), timeout=10)
+    response = urllib.request.urlopen(urllib.request.Request(f"{server}/v1/chat/completions", data=body, method="POST", headers=JSON), timeout=10)
     assert response.readline().startswith(b"data: ")
     response.close()
     wait_until(lambda: get_json(f"{server}/health")["in_flight"] == 0, 30, "the slot to come back")
@@ -364,6 +378,226 @@ def test_injection_through_the_api(tiny):
         assert out.choices[0].message.content == attack and calls == []
     finally:
         thread.stop()
+
+
+# --- the API, as a hostile client sees it (issue 12, §3) ----------------------------------------------------
+
+@contextlib.contextmanager
+def in_process(service):
+    "The page and the API for `service`, served from a thread of this process; yields the base URL."
+    port = free_port()
+    thread = serve(service, port=port, threaded=True)
+    try:
+        wait_until(lambda: get_json(f"http://127.0.0.1:{port}/health")["status"] == "ok", 60, "the server")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        thread.stop()
+
+
+H = [{"role": "user", "content": "Hi"}]
+# (what, the body: a dict sent as JSON or raw bytes, the field the error must name (None: the body as a whole), words in the message)
+BAD_BODIES = [
+    ("max_tokens 0", {"messages": H, "max_tokens": 0}, "max_tokens", "between 1 and 256"),
+    ("max_tokens over the limit", {"messages": H, "max_tokens": 257}, "max_tokens", "between 1 and 256"),
+    ("max_tokens a float", {"messages": H, "max_tokens": 5.0}, "max_tokens", "an integer"),
+    ("max_tokens a string", {"messages": H, "max_tokens": "5"}, "max_tokens", "an integer"),
+    ("max_tokens true", {"messages": H, "max_tokens": True}, "max_tokens", "an integer"),
+    ("max_completion_tokens -1", {"messages": H, "max_completion_tokens": -1}, "max_completion_tokens", "between 1"),
+    ("both lengths, different", {"messages": H, "max_tokens": 4, "max_completion_tokens": 5}, "max_completion_tokens", "differ"),
+    ("a huge seed", {"messages": H, "seed": 10**30}, "seed", "64-bit"),
+    ("seed 2**63", {"messages": H, "seed": 2**63}, "seed", "64-bit"),
+    ("seed a float", {"messages": H, "seed": 1.5}, "seed", "an integer"),
+    ("temperature -1", {"messages": H, "temperature": -1}, "temperature", "between 0 and 2"),
+    ("temperature 3", {"messages": H, "temperature": 3}, "temperature", "between 0 and 2"),
+    ("temperature a string", {"messages": H, "temperature": "hot"}, "temperature", "a finite number"),
+    ("temperature 1e999 (inf)", b'{"messages": [{"role": "user", "content": "Hi"}], "temperature": 1e999}', "temperature", "finite"),
+    ("top_p 0", {"messages": H, "top_p": 0}, "top_p", "(0, 1]"),
+    ("top_p 1.5", {"messages": H, "top_p": 1.5}, "top_p", "(0, 1]"),
+    ("top_k 0", {"messages": H, "top_k": 0}, "top_k", "at least 1"),
+    ("top_k a float", {"messages": H, "top_k": 2.5}, "top_k", "an integer"),
+    ("stream a string", {"messages": H, "stream": "yes"}, "stream", "true or false"),
+    ("stream_options a string", {"messages": H, "stream": True, "stream_options": "usage"}, "stream_options", "an object"),
+    ("stream_options a list", {"messages": H, "stream": True, "stream_options": [1]}, "stream_options", "an object"),
+    ("stream_options without stream", {"messages": H, "stream_options": {"include_usage": True}}, "stream_options", "stream: true"),
+    ("stream_options, unknown key", {"messages": H, "stream": True, "stream_options": {"usage": True}}, "stream_options.usage", "unknown"),
+    ("include_usage a string", {"messages": H, "stream": True, "stream_options": {"include_usage": "yes"}}, "stream_options.include_usage", "true or false"),
+    ("n 2", {"messages": H, "n": 2}, "n", "not supported"),
+    ("n 0", {"messages": H, "n": 0}, "n", "not supported"),
+    ("stop sequences", {"messages": H, "stop": ["\n"]}, "stop", "not supported"),
+    ("logprobs", {"messages": H, "logprobs": True}, "logprobs", "not supported"),
+    ("tools", {"messages": H, "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "not supported"),
+    ("json mode", {"messages": H, "response_format": {"type": "json_object"}}, "response_format", "not supported"),
+    ("presence_penalty", {"messages": H, "presence_penalty": 1}, "presence_penalty", "not supported"),
+    ("logit_bias", {"messages": H, "logit_bias": {"5": 10}}, "logit_bias", "not supported"),
+    ("an unknown field (a typo)", {"messages": H, "max_token": 5}, "max_token", "unknown field"),
+    ("model a number", {"messages": H, "model": 5}, "model", "a string"),
+    ("no messages", {}, "messages", "non-empty array"),
+    ("messages empty", {"messages": []}, "messages", "non-empty array"),
+    ("messages a string", {"messages": "Hi"}, "messages", "must be an array"),
+    ("a message that is a string", {"messages": ["Hi"]}, "messages[0]", "an object"),
+    ("role tool", {"messages": [{"role": "tool", "content": "x", "tool_call_id": "1"}]}, "messages[0].role", "role must be"),
+    ("no role", {"messages": [{"content": "x"}]}, "messages[0].role", "role must be"),
+    ("content null", {"messages": [{"role": "user", "content": None}]}, "messages[0].content", "a string or an array"),
+    ("content a number", {"messages": [{"role": "user", "content": 5}]}, "messages[0].content", "a string or an array"),
+    ("an image part", {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+     "messages[0].content[0]", "only text parts"),
+    ("a message with a name", {"messages": [{"role": "user", "content": "x", "name": "bob"}]}, "messages[0].name", "not supported"),
+    ("a lone surrogate", b'{"messages": [{"role": "user", "content": "\\ud800"}]}', "messages[0].content", "lone surrogate"),
+    ("the last message the assistant's", {"messages": H + [{"role": "assistant", "content": "x"}]}, "messages", "last message"),
+    ("two user turns in a row", {"messages": H * 2}, "messages", "alternate"),
+    ("65 messages", {"messages": (H + [{"role": "assistant", "content": "x"}]) * 32 + H}, "messages", "limit is 64"),
+    ("a message over 4,000 characters", {"messages": [{"role": "user", "content": "x" * 4001}]}, "messages[0].content", "limit is 4,000"),
+    ("the body an array", b"[]", None, "a JSON object"),
+    ("NaN", b'{"messages": [{"role": "user", "content": "Hi"}], "temperature": NaN}', None, "NaN is not JSON"),
+    ("nested 100,000 deep", b'{"messages": ' + b"[" * 100_000, None, "nested too deeply"),
+    ("not UTF-8", b'{"messages": "\xff\xfe"}', None, "invalid JSON"),
+    ("a 5,000-digit number", b'{"messages": [], "seed": ' + b"9" * 5000 + b"}", None, "invalid JSON"),
+    ("an empty body", b"", None, "invalid JSON"),
+]
+
+
+@pytest.mark.parametrize("what,body,param,says", BAD_BODIES, ids=[row[0] for row in BAD_BODIES])
+def test_every_bad_field_is_a_400_naming_it(server, what, body, param, says):
+    status, answer = post(server, body if isinstance(body, bytes) else json.dumps(body).encode())
+    assert status == 400, (status, answer)
+    assert set(answer) == {"error"} and set(answer["error"]) == {"message", "type", "param", "code"}, answer
+    error = answer["error"]
+    assert error["type"] == "invalid_request_error" and error["param"] == param and says in error["message"], error
+    assert isinstance(error["code"], str) and error["code"]
+
+
+def test_the_fields_that_mean_not_used_are_accepted(server):
+    "OpenAI's defaults for what we cannot do (n 1, no stop, no tools, text format, null) are fine: a client sending them works."
+    body = {"messages": [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+            "model": "anything", "max_completion_tokens": 4, "max_tokens": 4, "n": 1, "stop": [], "tools": [], "logprobs": False,
+            "presence_penalty": 0, "frequency_penalty": 0.0, "response_format": {"type": "text"}, "temperature": None, "seed": -1,
+            "user": "u1", "metadata": {"k": "v"}, "stream": False, "stream_options": None}
+    status, answer = post(server, json.dumps(body).encode())
+    assert status == 200 and 1 <= answer["usage"]["completion_tokens"] <= 4, answer
+
+
+def test_headers_refused_before_the_body_is_read(server):
+    "A page on another site (Origin, Sec-Fetch-Site, a re-pointed domain), a body that is not JSON, a GET: refused; programs and the page itself are not."
+    body, host = json.dumps({"messages": H, "max_tokens": 2}).encode(), urllib.parse.urlsplit(server).netloc
+    cases = [({**JSON, "Origin": "https://evil.example"}, 403, "cross_origin_request"),
+             ({**JSON, "Origin": "null"}, 403, "cross_origin_request"),  # a sandboxed iframe or a file:// page
+             ({**JSON, "Sec-Fetch-Site": "cross-site"}, 403, "cross_origin_request"),
+             ({**JSON, "Origin": "http://localhost:1", "Sec-Fetch-Site": "same-site"}, 403, "cross_origin_request"),
+             ({**JSON, "Host": "evil.example:80", "Origin": "http://evil.example:80"}, 403, "forbidden_host"),  # DNS rebinding
+             ({"Content-Type": "text/plain"}, 415, "unsupported_media_type"),  # the "simple" cross-origin request
+             ({"Content-Type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"),
+             ({}, 415, "unsupported_media_type"),
+             ({"Content-Type": "application/json; charset=utf-8"}, 200, None),
+             ({**JSON, "Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin"}, 200, None)]
+    for headers, status, code in cases:
+        got, answer = post(server, body, headers)
+        assert got == status and (code is None or answer["error"]["code"] == code), (headers, got, answer)
+    with pytest.raises(urllib.error.HTTPError) as e: urllib.request.urlopen(f"{server}/v1/chat/completions", timeout=10)
+    assert e.value.code == 405 and json.loads(e.value.read())["error"]["code"] == "method_not_allowed"
+
+
+def test_a_body_over_the_limit_is_a_413_the_client_can_read(server):
+    "Declared, undeclared (chunked) or 30 MB sent at once: a 413 with a JSON error, never a reset; just under the limit works."
+    limit = get_json(f"{server}/health")["limits"]["max_request_bytes"]
+    hello = json.dumps({"messages": H, "max_tokens": 2}).encode()
+    status, answer = post(server, b" " * 30_000_000 + hello)  # sent whole before the answer is read, as most clients do
+    assert status == 413 and answer["error"]["code"] == "request_too_large" and f"{limit:,}" in answer["error"]["message"]
+    url = urllib.parse.urlsplit(server)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    conn.putrequest("POST", "/v1/chat/completions"); conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(10**10)); conn.endheaders()  # announces 10 GB, sends nothing
+    response = conn.getresponse()
+    assert response.status == 413 and json.loads(response.read())["error"]["code"] == "request_too_large"
+    conn.close()
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    conn.request("POST", "/v1/chat/completions", body=iter([b" " * 1_000_000] * 3 + [hello]), headers=JSON, encode_chunked=True)
+    response = conn.getresponse()
+    assert response.status == 413 and json.loads(response.read())["error"]["code"] == "request_too_large"
+    conn.close()
+    status, answer = post(server, b" " * (limit - len(hello)) + hello)  # exactly the limit
+    assert status == 200, answer
+    assert get_json(f"{server}/health")["in_flight"] == 0
+
+
+class GatedTokenizer:
+    "The tokenizer, except that rendering a conversation waits for `gate`: holds a request mid-preparation."
+    def __init__(self, tokenizer):
+        self.tokenizer, self.gate, self.entered = tokenizer, threading.Event(), threading.Event()
+
+    def render_for_completion(self, messages):
+        self.entered.set()
+        assert self.gate.wait(timeout=30), "the test never opened the gate"
+        return self.tokenizer.render_for_completion(messages)
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+
+def test_health_answers_while_a_big_request_is_prepared(tiny):
+    "A 1.5 MB history is parsed and tokenized on a worker thread: held there, /health and other requests still answer."
+    model, tok = tiny
+    service = ChatService([Engine(model, tok)], Limits(max_new_tokens=4), name="gated")
+    gated = service.tokenizer = GatedTokenizer(tok)
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "y" * 1_500_000}, {"role": "user", "content": "and now?"}]
+    with in_process(service) as url, ThreadPoolExecutor(1) as pool:
+        big = pool.submit(post, url, json.dumps({"messages": history, "max_tokens": 4}).encode())
+        assert gated.entered.wait(60), "the big request never reached its tokenizer"
+        health = get_json(f"{url}/health")  # on the loop: answers while the big one waits in the worker
+        models = get_json(f"{url}/v1/models")
+        assert health["status"] == "ok" and models["data"][0]["id"] == "gated" and not big.done()
+        gated.gate.set()
+        status, answer = big.result(timeout=120)
+    assert status == 200 and answer["choices"][0]["finish_reason"] in ("stop", "length"), answer
+    assert answer["usage"]["prompt_tokens"] <= model.config.sequence_len  # the long turn was dropped to fit
+
+
+def test_the_chat_app_tokenizes_off_the_event_loop(tiny):
+    "The page's callback too: while the app's request is held in the tokenizer, the loop runs other work."
+    model, tok = tiny
+    service = ChatService([Engine(model, tok)], Limits(max_new_tokens=4), name="gated")
+    gated = service.tokenizer = GatedTokenizer(tok)
+    async def main():
+        app = ChatApp(service)
+        task = asyncio.ensure_future(app.ask("Hello"))
+        assert await asyncio.get_running_loop().run_in_executor(None, gated.entered.wait, 60)  # needs the loop free to return
+        ticks = 0
+        while ticks < 5: ticks += 1; await asyncio.sleep(0.01)
+        gated.gate.set()
+        return await task, app
+    shown, app = asyncio.run(main())
+    assert [m["role"] for m in app.history] == ["user", "assistant"] and shown == app.chat.objects[-1].object
+
+
+class FailsAfter(GPT):
+    "A tiny GPT whose forward fails from its `n`-th call on (n=1: the prefill)."
+    def __init__(self, vocab_size, n):
+        super().__init__(GPTConfig(sequence_len=128, vocab_size=vocab_size, n_layer=1, n_head=1, n_kv_head=1, n_embd=16))
+        self.n, self.calls = n, 0
+
+    def forward(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls >= self.n: raise RuntimeError("the GPU caught fire")
+        return super().forward(*args, **kwargs)
+
+
+@pytest.mark.parametrize("fails_at", [1, 4], ids=["at the prefill", "mid-reply"])
+def test_a_failed_generation_is_an_error_the_openai_client_raises(tiny, fails_at):
+    "Streamed: an error event after whatever was sent (the client raises APIError); whole: a 500. Never an empty success."
+    _, tok = tiny
+    model = FailsAfter(tok.vocab_size, fails_at)
+    service = ChatService([Engine(model, tok)], Limits(max_new_tokens=32), name="fragile")
+    with in_process(service) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
+        stream = client.chat.completions.create(model="fragile", messages=H, max_tokens=32, temperature=0, stream=True)
+        seen = []
+        with pytest.raises(openai.APIError, match="caught fire"):
+            for chunk in stream: seen.append(chunk)
+        assert seen and seen[0].choices[0].delta.role == "assistant" and not any(c.choices and c.choices[0].finish_reason for c in seen)
+        model.calls = 0
+        with pytest.raises(openai.InternalServerError, match="caught fire") as e:
+            client.chat.completions.create(model="fragile", messages=H, max_tokens=32, temperature=0)
+        assert e.value.status_code == 500 and e.value.body["code"] == "generation_failed"
+        assert get_json(f"{url}/health")["in_flight"] == 0
 
 
 def test_panel_serve_serves_the_page_and_the_api(tmp_path):
