@@ -1,7 +1,7 @@
 """Bad invocations of every stage (issue 12, §5): each is refused with one line that names the flag, exit code 2, no
 traceback, and nothing under the base directory changes. The base directory is a copy of what the real smoke
 pipeline wrote (data, tokenizer, checkpoints), so "nothing changed" is checked against real files."""
-import os, shutil, signal, subprocess, sys
+import os, shutil, signal, socket, subprocess, sys
 
 import pytest
 
@@ -26,6 +26,16 @@ BAD = {
                   (["--max-chars", "0"], "--max-chars 0: must be at least 1")],
     "tok_eval": [(["--max-chars", "0"], "--max-chars 0: must be at least 1")],
     "preflight": [(["--device-type", "tpu"], "--device-type 'tpu'"), (["--run-name", "a/b"], "--run-name 'a/b': must be a plain")],
+    "chat_web": [(["--port", "99999"], "--port 99999: must be between 1 and 65535"),
+                 (["--max-new-tokens", "0"], "--max-new-tokens 0: must be at least 1"),
+                 (["--max-in-flight", "0"], "--max-in-flight 0: must be at least 1"),
+                 (["--max-request-bytes", "0"], "--max-request-bytes 0: must be at least 1024"),
+                 (["--threads", "-1"], "--threads -1: must be 0"),
+                 (["--step", "-5"], "--step -5: must be a step number"),
+                 (["--source", "bsae"], "--source 'bsae': choose auto, random or one of"),
+                 (["--device-type", "tpu"], "--device-type 'tpu': choose cuda or cpu"),
+                 (["--host", "no-such-host.invalid"], "--host 'no-such-host.invalid': not an address of this machine"),
+                 (["--host", "192.0.2.1"], "--host '192.0.2.1': cannot listen on 192.0.2.1:5006")],  # TEST-NET-1: no machine's own
 }
 
 
@@ -104,3 +114,11 @@ def test_a_second_training_on_the_same_tag_stops_before_touching_the_first(train
         assert snapshot(trained_base) == before  # the first run's checkpoints were neither archived nor overwritten
     finally:
         os.kill(holder.pid, signal.SIGKILL); holder.wait()
+
+
+def test_chat_web_on_a_port_in_use_is_one_clear_line(trained_base):
+    "A port another server holds: one line naming --port, before the model is loaded (not Tornado's traceback after it)."
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0)); taken.listen()
+        port = taken.getsockname()[1]
+        assert_one_line_error(run_stage("chat_web", ["--port", str(port)], trained_base), f"--port {port}: cannot listen on 127.0.0.1:{port}")
