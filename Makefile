@@ -79,7 +79,7 @@ test: setup browser sandbox | check-rust
 
 # The lessons in JupyterLab, opened at lesson 00 (on 127.0.0.1; --allow-root only when run as root).
 lab: setup
-	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) nbs/00_common.ipynb
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) nbs/00_bigram.ipynb
 
 # Regenerate nanochat/ from the notebooks and strip notebook outputs (do this before every commit).
 export: setup
