@@ -638,6 +638,28 @@ def test_the_cli_serves_the_smoke_pipelines_trained_model(smoke_base):
     assert out.stdout == expected + "\n"
 
 
+def test_the_web_api_serves_the_smoke_pipelines_trained_weights(smoke_base):
+    "After the real smoke speedrun, the API (built as chat_web builds it, default source auto) answers from the trained checkpoint."
+    from nanochat.checkpoint import available_models, load_model
+    from nanochat.web import build_service
+    best = available_models()[0]
+    service = build_service("auto", "cpu", Limits(max_new_tokens=8))
+    assert service.name.startswith(f"nanochat-{best}-step"), service.name
+    model, tok, _ = load_model(best)
+    served = service.engines[0].model.state_dict()
+    assert all(torch.equal(served[k], v) for k, v in model.state_dict().items())  # the very weights load_model gives
+    with in_process(service) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=120)
+        whole = client.chat.completions.create(model=service.name, messages=H, max_tokens=8, temperature=0).choices[0].message.content
+        stream = client.chat.completions.create(model=service.name, messages=H, max_tokens=8, temperature=0, stream=True)
+        streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    expected = ChatService([Engine(model.eval(), tok)]).complete(H, max_tokens=8, temperature=0).text
+    assert whole == streamed == expected and expected.strip()
+    torch.manual_seed(0)
+    fresh = GPT(model.config).eval()  # the same shape, untrained: what a silent fallback would serve
+    assert ChatService([Engine(fresh, tok)]).complete(H, max_tokens=8, temperature=0).text != expected
+
+
 def test_chat_cli_one_shot_with_dash_p(base_dir):
     result = run_cli(["-p", "Hello!", "--max-tokens", "8", "--seed", "0"], base_dir=base_dir)
     assert result.returncode == 0, result.stderr
