@@ -23,7 +23,7 @@ def base_dir(tmp_path, monkeypatch):
 
 @pytest.fixture
 def exercise(request):
-    "exercise('00_common/batch.py') imports that file from the graded folder (exercises/ or solutions/)."
+    "exercise('00_bigram/bigram.py') imports that file from the graded folder (exercises/ or solutions/)."
     root = REPO / request.config.getoption("--grade")
     def load(relpath: str):
         path = root / relpath
