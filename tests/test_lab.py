@@ -1,7 +1,8 @@
 """The widgets where learners use them: a real JupyterLab, headless on 127.0.0.1, opened in Chromium with every
 other host unreachable (as on a machine without internet). A lesson notebook is run with "Run All Cells" from the
 menu, then the page must hold what the lesson shows (the loss plot's canvas), with no widget left blank.
-Screenshots land in $NANOCHAT_ARTIFACTS (default /tmp/nanochat-artifacts)."""
+Screenshots land in $NANOCHAT_ARTIFACTS (default /tmp/nanochat-artifacts): lab_04c_plots.png (the loss plots), lab_09b_web.png
+(the chat widget with a typed message and its streamed reply)."""
 import json, os, shutil, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 
@@ -117,3 +118,49 @@ def test_loss_plot_renders_in_jupyterlab_offline(lab, browser):
     text = browser.execute_script(PAGE_TEXT)
     assert "library is missing" not in text and "Unable to run Panel code" not in text, "Panel's JavaScript did not load"
     assert canvases >= 4, f"expected the live view's and the replay's two figures each, found {canvases} canvases"
+
+
+FIND = ALL + """
+const [selector] = arguments;
+return [...all(document)].filter(el => el.matches(selector)).pop() || null;"""
+
+MESSAGES_TEXT = ALL + """
+return [...all(document)].filter(el => el.classList && el.classList.contains("message"))
+  .map(el => [...(el.shadowRoot || el).children].filter(c => !["STYLE", "LINK"].includes(c.tagName)).map(c => c.textContent).join(""));"""
+
+
+RECORD_REPLY = MESSAGES_TEXT.replace("return [", "const texts = () => [") + """
+const before = arguments[0];
+window.__replyStates = []; window.__replyChanged = Date.now();
+setInterval(() => {
+  const t = texts(), s = window.__replyStates;
+  const reply = t.length >= before + 2 ? t[t.length - 1].trim() : "";
+  if (reply && reply !== s[s.length - 1]) { s.push(reply); window.__replyChanged = Date.now(); }
+}, 5);"""
+
+
+def test_chat_widget_renders_and_streams_in_jupyterlab_offline(lab, browser):
+    "09b's ChatApp cell shows the chat itself (not `<ChatApp at 0x…>`), its awaited demo runs live, and a typed message streams a reply."
+    from selenium.webdriver.common.keys import Keys
+    root, url = lab
+    shutil.copy(REPO / "nbs" / "09b_web.ipynb", root / "09b_web.ipynb")
+    run_all_cells(browser, url, "09b_web.ipynb", seconds=360)  # it starts an API server and sends it requests too
+    text = browser.execute_script(PAGE_TEXT)
+    assert "ChatApp at 0x" not in text and "ChatApp object at" not in text, "the widget cell shows the object's repr, not the widget"
+    assert "library is missing" not in text and "Unable to run Panel code" not in text, "Panel's JavaScript did not load"
+    box = wait_until(lambda: browser.execute_script(FIND, "textarea"), 60, "the chat input in the widget's output")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+    before = len(browser.execute_script(MESSAGES_TEXT))  # the demo ended with a new conversation: none
+    browser.execute_script(RECORD_REPLY, before)  # in the page: the reply's text every 5 ms, each change kept
+    box.send_keys("Hello from JupyterLab")
+    box.send_keys(Keys.ENTER)
+    def finished():  # the reply has stopped changing for a second
+        states = browser.execute_script("return window.__replyStates")
+        return states and time.time() - browser.execute_script("return window.__replyChanged") / 1000 > 1 and states
+    states = wait_until(finished, 120, "a reply in the widget", every=0.5)
+    path = ARTIFACTS / "lab_09b_web.png"
+    screenshot(browser, path.name)
+    print(f"screenshot: {path}; the reply seen in {len(states)} states")
+    texts = browser.execute_script(MESSAGES_TEXT)
+    assert any("Hello from JupyterLab" in t for t in texts), f"the typed message is not in the chat: {texts}"
+    assert len(states) >= 2 and len(states[0]) < len(states[-1]), f"the reply did not stream (grow): {states}"
