@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from .common import autodetect_device_type, cli, get_base_dir
-from .engine import Engine
+from .engine import Engine, quantize_int8, weight_bytes
 from .serving import ChatService, LimitError, Limits, Reply, load_chat_model
 
 # %% ../nbs/stages/chat_cli.ipynb #40cb1c1a
@@ -77,10 +77,15 @@ def main(source: str = "auto",  # rl, sft, mid, base; auto = the most trained st
          seed: int = -1,  # sampling seed; -1 = a fresh one for every reply
          tag: str = "",  # the checkpoint's model tag; empty = the stage's most recent
          step: int = -1,  # the checkpoint's step; -1 = the latest complete one
-         history: bool = True):  # keep typed lines in $NANOCHAT_BASE_DIR/chat_cli_history for the up arrow
+         history: bool = True,  # keep typed lines in $NANOCHAT_BASE_DIR/chat_cli_history for the up arrow
+         int8: bool = False):  # int8 weights in the Linear layers (CPU only, lesson 06); says how much memory they take
     "Chat with a trained model in the terminal."
     device = "cuda" if (device_type or autodetect_device_type()) == "cuda" else "cpu"
     model, tokenizer, name = load_chat_model(source, device, tag or None, None if step < 0 else step)
+    if int8:
+        small = quantize_int8(model)
+        print(f"int8 weights: {weight_bytes(small) / 1e6:.1f} MB (float32: {weight_bytes(model) / 1e6:.1f} MB)", file=sys.stderr, flush=True)
+        model, name = small, f"{name}-int8"
     service = ChatService([Engine(model, tokenizer)], Limits(max_new_tokens=max_tokens), name=name)
     sampling = dict(temperature=temperature, top_k=top_k or None, max_tokens=max_tokens, seed=None if seed < 0 else seed)
     messages, turns, tokens = [], 0, 0

@@ -148,3 +148,20 @@ def test_the_trained_model_chats_in_the_terminal(smoke_base):
     code, _ = finish(child)
     assert code == 0
     assert not (smoke_base / "chat_cli_history").exists()  # --no-history writes nothing
+
+
+def test_int8_answers_as_the_int8_model_does(smoke_base):
+    "--int8: the CLI serves lesson 06's int8 copy of the trained model (its greedy answer, exactly) and prints its size."
+    import subprocess
+    from nanochat.checkpoint import available_models, load_model
+    from nanochat.engine import Engine, quantize_int8
+    from nanochat.serving import ChatService
+    model, tok, _ = load_model(available_models()[0])
+    small = quantize_int8(model.eval())
+    expected = ChatService([Engine(small, tok)]).complete([{"role": "user", "content": "Hi"}], max_tokens=8, temperature=0).text
+    env = {**os.environ, "NANOCHAT_BASE_DIR": str(smoke_base), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "nanochat.chat_cli", "--int8", "-p", "Hi", "--max-tokens", "8", "--temperature", "0",
+                          "--device-type", "cpu"], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == expected + "\n"
+    assert "int8 weights:" in out.stderr and "MB (float32:" in out.stderr, out.stderr
