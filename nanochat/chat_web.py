@@ -38,6 +38,7 @@ def main(source: str = "auto",  # rl, sft, mid, base; auto = the most trained st
          max_messages: int = 64,  # messages in one conversation
          max_request_bytes: int = 2_000_000,  # one API request's body; larger ones get 413
          workers: int = 1,  # worker threads per model
+         int8: bool = False,  # serve the int8 model (lesson 06: int8 Linear weights; CPU only, ~4x smaller)
          threads: int = 0,  # torch CPU threads; 0 = torch's default
          tag: str = "",  # the checkpoint's model tag; empty = the stage's most recent
          step: int = -1):  # the checkpoint's step; -1 = the latest complete one
@@ -50,11 +51,12 @@ def main(source: str = "auto",  # rl, sft, mid, base; auto = the most trained st
     check_flag(max_request_bytes >= 1024, "max_request_bytes", max_request_bytes, "must be at least 1024")
     check_flag(threads >= 0, "threads", threads, "must be 0 (torch's default) or more")
     check_flag(step >= -1, "step", step, "must be a step number, or -1 for the latest")
-    device_type = check_device_type(device_type)
+    device_type = check_device_type(device_type or ("cpu" if int8 else ""))
+    check_flag(not int8 or device_type == "cpu", "int8", int8, f"int8 runs on the CPU, not {device_type}: add --device-type cpu")
     check_listen(host, port)
     if threads: torch.set_num_threads(threads)
     limits = Limits(max_message_chars=max_message_chars, max_messages=max_messages, max_new_tokens=max_new_tokens,
                     max_in_flight=max_in_flight, max_request_bytes=max_request_bytes)
-    service = build_service(source, device_type, limits, workers, tag or None, None if step < 0 else step)
+    service = build_service(source, device_type, limits, workers, tag or None, None if step < 0 else step, int8)
     serve(service, port=port, address=host)  # blocks until Ctrl-C
     return {"model": service.name, "port": port}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .engine import Engine
+from .engine import Engine, quantize_int8
 from .gpt import GPT, GPTConfig
 from .tokenizer import Tokenizer
 
@@ -30,8 +30,12 @@ def random_chat_model(device="cpu", seed: int = 0, sequence_len: int = 512) -> t
     return model.to(device).eval(), tokenizer
 
 # %% ../nbs/09_serving.ipynb #f62164e7
-def load_chat_model(source: str = "auto", device="cpu", tag: str | None = None, step: int | None = None) -> tuple[GPT, Tokenizer, str]:
-    "(model, tokenizer, name) for `source`: a stage (rl, sft, mid, base), 'auto' (the most trained one) or 'random'."
+def load_chat_model(source: str = "auto", device="cpu", tag: str | None = None, step: int | None = None,
+                    int8: bool = False) -> tuple[GPT, Tokenizer, str]:
+    "(model, tokenizer, name) for `source`: a stage (rl, sft, mid, base), 'auto' (the most trained one) or 'random'; int8: quantized (CPU)."
+    if int8:
+        model, tokenizer, name = load_chat_model(source, device, tag, step)
+        return quantize_int8(model), tokenizer, f"{name}-int8"
     if source == "random": return (*random_chat_model(device), "nanochat-random")
     from nanochat.checkpoint import CheckpointError, load_model
     from nanochat.common import get_base_dir

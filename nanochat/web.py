@@ -18,17 +18,18 @@ import torch
 from tornado.iostream import StreamClosedError
 from tornado.web import RequestHandler, stream_request_body
 
-from .common import check_device_type
+from .common import BadInput, check_device_type
 from .engine import Engine
 from .serving import ChatService, LimitError, Limits, check_sampling, load_chat_model
 
 # %% ../nbs/09b_web.ipynb #d6235250
 def build_service(source: str = "auto", device_type: str = "", limits: Limits | None = None, workers_per_engine: int = 1,
-                  tag: str | None = None, step: int | None = None) -> ChatService:
-    "A ChatService with one model per GPU (or one on the CPU), loaded from `source` (see load_chat_model)."
-    device_type = check_device_type(device_type)  # BadInput for anything but cuda or cpu, or cuda without a GPU
+                  tag: str | None = None, step: int | None = None, int8: bool = False) -> ChatService:
+    "A ChatService with one model per GPU (or one on the CPU), loaded from `source` (see load_chat_model); int8: the int8 model, on the CPU."
+    device_type = check_device_type(device_type or ("cpu" if int8 else ""))  # BadInput for anything but cuda or cpu, or cuda without a GPU
+    if int8 and device_type != "cpu": raise BadInput(f"--int8 runs on the CPU (torch's int8 kernels), not {device_type}: drop --int8 or use --device-type cpu")
     devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if device_type == "cuda" else ["cpu"]
-    loaded = [load_chat_model(source, device, tag, step) for device in devices]
+    loaded = [load_chat_model(source, device, tag, step, int8) for device in devices]
     engines = [Engine(model, tokenizer) for model, tokenizer, _ in loaded]
     return ChatService(engines, limits, name=loaded[0][2], workers_per_engine=workers_per_engine)
 

@@ -600,6 +600,21 @@ def test_a_failed_generation_is_an_error_the_openai_client_raises(tiny, fails_at
         assert get_json(f"{url}/health")["in_flight"] == 0
 
 
+def test_the_api_serves_the_int8_model_when_asked(base_dir):
+    "build_service(int8=True), as chat_web --int8 calls it: lesson 06's int8 model answers, and says so in its name."
+    from nanochat.common import BadInput
+    from nanochat.engine import quantize_int8
+    from nanochat.web import build_service
+    service = build_service("random", limits=Limits(max_new_tokens=8), int8=True)
+    assert service.name == "nanochat-random-int8" and "quantized" in type(service.engines[0].model.lm_head).__module__
+    with in_process(service) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
+        out = client.chat.completions.create(model=service.name, messages=H, max_tokens=8, temperature=0)
+    model, tok = random_chat_model()  # the same seeded weights, quantized here by hand
+    assert out.choices[0].message.content == ChatService([Engine(quantize_int8(model), tok)]).complete(H, max_tokens=8, temperature=0).text
+    with pytest.raises(BadInput, match="cuda"): build_service("random", "cuda", int8=True)  # int8 is CPU only (or: no GPU here)
+
+
 def test_panel_serve_serves_the_page_and_the_api(tmp_path):
     "The documented `panel serve` command: the page at /chat_page and the API from the --plugins routes, one model."
     proc, port = start_server([str(Path(sys.executable).parent / "panel"), "serve", "nanochat/chat_page.py", "--plugins", "nanochat.web",
