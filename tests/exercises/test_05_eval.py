@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from nanochat.eval import centered as reference_centered
-from nanochat.eval import evaluate_bpb
+from nanochat.train import evaluate_bpb  # lesson 04d: the one bits-per-byte function
 
 
 @pytest.fixture
