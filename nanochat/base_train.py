@@ -61,7 +61,7 @@ def main(run_name: str = "default",  # run name: metrics and report go to $NANOC
          warmdown_ratio: float = 0.2,  # fraction of steps of linear warmdown at the end
          final_lr_frac: float = 0.0,  # learning rate at the very end, as a fraction of the initial one
          eval_every: int = 250,  # steps between validation bpb evaluations; 0 = never
-         eval_tokens: int = -1,  # validation tokens per evaluation; -1 = 10 × --total-batch-size
+         eval_tokens: int = -1,  # tokens of the fixed validation sample (base_eval reads the same one); -1 = 10 × --total-batch-size
          sample_every: int = 2000,  # steps between samples of generated text; 0 = never
          save_every: int = -1,  # steps between checkpoints; -1 = only at the end, 0 = never
          keep_last: int = 2,  # complete checkpoints to keep (at least 2: a corrupt one falls back to the previous)

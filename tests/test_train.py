@@ -256,3 +256,81 @@ def test_val_bpb_falls_on_the_default_corpus(data):
     assert (run_dir / "base_train_loss.png").exists() and (run_dir / "base_train_loss.html").exists()
     section = (run_dir / "report" / "base_train.md").read_text()
     assert "## Base model training" in section and "final_val_bpb" in section and "tokens_per_param" in section
+
+
+# --- the validation sample (lesson 04d's BpbSample) ---------------------------------------------------------
+
+def test_bpb_sample_is_fixed_spread_over_every_source_and_split_between_processes(data, corpus_and_tokenizer):
+    "The cpu preset's sample (32,768 tokens in windows of 512): every source of the corpus, each about in its share of the text."
+    from nanochat.data import CORPUS_SOURCES, corpus_documents, split_documents
+    from nanochat.tokenizer import get_tokenizer
+    from nanochat.train import BpbSample
+    tok = get_tokenizer()
+    source_of = {text: source for source, _, text in split_documents(corpus_documents(corpus_and_tokenizer / "cache"))[1]}
+    for seed in (0, 1, 1234):
+        s = BpbSample(tok, "val", 32_768, 512, seed=seed)
+        assert s.rows.shape == (64, 513) and s.tokens == 32_768
+        chars = {src: sum(len(t) for t in s.documents if source_of[t] == src) / sum(map(len, s.documents)) for src in CORPUS_SOURCES}
+        hits = {src: sum(source_of[s.documents[d]] == src for d, _ in s.windows) / 64 for src in CORPUS_SOURCES}
+        assert all(hits[src] > 0 for src in CORPUS_SOURCES), (seed, hits)  # every source is in the sample
+        assert all(abs(hits[src] - chars[src]) < 0.05 for src in CORPUS_SOURCES), (seed, hits, chars)
+    one = BpbSample(tok, "val", 32_768, 512)
+    assert torch.equal(BpbSample(tok, "val", 32_768, 512).rows, one.rows)  # fixed: the same windows every time
+    halves = [BpbSample(tok, "val", 32_768, 512, rank=r, world_size=2) for r in (0, 1)]
+    assert torch.equal(torch.stack([halves[j % 2].rows[j // 2] for j in range(64)]), one.rows)
+    x, y = list(one.batches(48))[-1]
+    assert x.shape == y.shape == (48, 512) and (y[16:] == -1).all() and (y[:16] >= 0).all()  # the last batch padded, ignored
+
+
+class CountingTokenizer:
+    "A tokenizer that counts the characters it was asked to encode."
+    def __init__(self, tok): self.tok, self.chars = tok, 0
+    def __getattr__(self, name): return getattr(self.tok, name)
+    def encode(self, text, *args, **kw):
+        self.chars += len(text) if isinstance(text, str) else sum(map(len, text))
+        return self.tok.encode(text, *args, **kw)
+
+
+def _sample_bpb(rank: int, world: int) -> dict:
+    from nanochat.tokenizer import get_tokenizer
+    from nanochat.train import BpbSample, evaluate_bpb
+    torch.set_num_threads(1)
+    tok = CountingTokenizer(get_tokenizer())
+    sample = BpbSample(tok, "val", 8192, 64, rank, world)
+    torch.manual_seed(0)
+    model = GPT(config_from_depth(1, vocab_size=tok.vocab_size, sequence_len=64))
+    return dict(bpb=evaluate_bpb(model, sample.batches(4), tok.token_bytes()), windows=len(sample.rows), chars=tok.chars)
+
+
+def _sample_worker(rank: int, world: int, port: int, out_dir: str):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        result = _sample_bpb(rank, world)
+        with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f: json.dump(result, f)  # a file per rank: no shared pipe
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_each_process_tokenizes_only_its_windows_and_two_give_the_bpb_of_one(data, tmp_path):
+    import socket
+    one = _sample_bpb(0, 1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_sample_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    two = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [t["windows"] for t in two] == [one["windows"] // 2] * 2
+    assert all(t["chars"] < 0.6 * one["chars"] for t in two), (one["chars"], [t["chars"] for t in two])  # about half each
+    assert two[0]["bpb"] == two[1]["bpb"] == pytest.approx(one["bpb"], rel=1e-6)
+
+
+def test_base_eval_reads_the_training_logs_validation_sample(data):
+    "For one checkpoint, base_eval's val bpb is the training log's final val bpb: the same windows, the same function."
+    from nanochat.base_eval import main
+    result = pretrain(run_name="same", **dict(TINY, num_iterations=10, eval_every=5, save_every=-1, eval_tokens=1024))
+    logged = [r["val_bpb"] for r in read_metrics("same", "base_train") if "val_bpb" in r]
+    assert logged[-1] == result["final_val_bpb"] and len(logged) == 3
+    metrics = main(run_name="same", core_labels="copa", max_per_task=1, core_data="packaged", num_samples=0, device_batch_size=3)
+    assert metrics["val_bpb"] == pytest.approx(result["final_val_bpb"], rel=1e-6)
+    assert "| bpb tokens per split | 1,024 |" in (data / "runs" / "same" / "report" / "base_eval.md").read_text()
+    assert metrics["train_bpb"] < result["initial_val_bpb"]  # the train split, sampled alike: the model has learned it
