@@ -81,7 +81,8 @@ def main(source: str = "auto",  # rl, sft, mid, base; auto = the most trained st
          int8: bool = False):  # int8 weights in the Linear layers (CPU only, lesson 06); says how much memory they take
     "Chat with a trained model in the terminal."
     device = "cuda" if (device_type or autodetect_device_type()) == "cuda" else "cpu"
-    model, tokenizer, name = load_chat_model(source, device, tag or None, None if step < 0 else step)
+    try: model, tokenizer, name = load_chat_model(source, device, tag or None, None if step < 0 else step)
+    except KeyboardInterrupt: sys.exit(130)  # Ctrl-C while loading: leave, no traceback
     if int8:
         small = quantize_int8(model)
         print(f"int8 weights: {weight_bytes(small) / 1e6:.1f} MB (float32: {weight_bytes(model) / 1e6:.1f} MB)", file=sys.stderr, flush=True)
