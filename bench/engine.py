@@ -5,8 +5,9 @@
     python bench/engine.py --device cuda        # on a GPU (bfloat16 weights; int8 is CPU-only and skipped)
 
 Every figure is printed beside its baseline, measured in the same run: the variants take turns (interleaved,
-`--repeats` times) and each prints its median, so load on a shared machine hits both sides alike. Read the
-ratios; absolute tokens/s move with the load (printed at the start and the end).
+`--repeats` times; decode runs even step by step, one step of each variant in turn) and each prints its median,
+so load on a shared machine hits both sides alike. Read the ratios; absolute tokens/s move with the load (printed
+at the start and the end).
 
 - prefill: one prompt of `--prompt-len` random tokens for `batch` sample rows. Ours is `engine.prefill`: one
   forward of the prompt in a batch of ONE, then its keys and values copied into the rows. The baseline, naive,
@@ -45,19 +46,24 @@ def naive_prefill(model, prompt: list[int], rows: int, max_tokens: int):
     return model(ids, kv_cache=cache)[:, -1], cache
 
 
-def decode_seconds(model, prompt: list[int], rows: int, steps: int, use_cache: bool) -> float:
-    "Seconds for `steps` greedy decode steps of `rows` rows after the prompt (prefill not timed)."
-    device = next(model.parameters()).device
-    logits, cache = prefill(model, [prompt], num_samples=rows, max_tokens=steps, use_cache=use_cache)
-    seqs = None if use_cache else [list(prompt) for _ in range(rows)]
-    def run():
-        nonlocal logits
-        for _ in range(steps): logits = decode_step(model, sample_next_token(logits, temperature=0).tolist(), cache, seqs)
-    return timed(run, device)
+def decode_tok_per_s(runs: dict, prompt: list[int], rows: int, device) -> dict:
+    """Greedy decode after the prompt with every run {name: (model, use_cache, steps)} at once, one step of each in
+    turn (so the machine's load hits them alike); rows × steps / seconds of each run's steps (prefill not timed)."""
+    state = {}
+    for name, (model, use_cache, steps) in runs.items():
+        logits, cache = prefill(model, [prompt], num_samples=rows, max_tokens=steps, use_cache=use_cache)
+        state[name] = dict(logits=logits, cache=cache, seqs=None if use_cache else [list(prompt) for _ in range(rows)], seconds=0.0)
+    for i in range(max(steps for _, _, steps in runs.values())):
+        for name, (model, _, steps) in runs.items():
+            if i >= steps: continue
+            s = state[name]
+            fed = sample_next_token(s["logits"], temperature=0).tolist()
+            s["seconds"] += timed(lambda: s.update(logits=decode_step(model, fed, s["cache"], s["seqs"])), device)
+    return {name: rows * runs[name][2] / state[name]["seconds"] for name in runs}
 
 
 def medians(variants: dict, repeats: int) -> dict:
-    "Run each variant (a function returning seconds) `repeats` times, taking turns; the median of each."
+    "Run each variant (a function returning seconds) `repeats` times, taking turns; the median seconds of each."
     times = {name: [] for name in variants}
     for _ in range(repeats):
         for name, fn in variants.items(): times[name].append(fn())
@@ -80,23 +86,24 @@ def bench_depth(args, depth: int, device):
     prompt = torch.randint(0, args.vocab_size, (args.prompt_len,)).tolist()
     T, n, u = args.prompt_len, args.new_tokens, args.uncached_tokens
     for m in filter(None, (model, qmodel)):  # warm-up: first calls allocate and pick kernels
-        prefill(m, [prompt[:64]], num_samples=2, max_tokens=4); decode_seconds(m, prompt[:64], 2, 2, True)
+        prefill(m, [prompt[:64]], num_samples=2, max_tokens=4); decode_tok_per_s({"w": (m, True, 2)}, prompt[:64], 2, device)
     for batch in args.batches:
         pre = {"ours": lambda: timed(lambda: prefill(model, [prompt], batch, n), device),
                "naive": lambda: timed(lambda: naive_prefill(model, prompt, batch, n), device)}
-        dec = {"cached": lambda: decode_seconds(model, prompt, batch, n, True),
-               "uncached": lambda: decode_seconds(model, prompt, batch, u, False)}
+        runs = {"cached": (model, True, n), "uncached": (model, False, u)}
         if qmodel is not None:
             pre["int8"] = lambda: timed(lambda: prefill(qmodel, [prompt], batch, n), device)
-            dec["int8"] = lambda: decode_seconds(qmodel, prompt, batch, n, True)
-        p, d = medians(pre, args.repeats), medians(dec, args.repeats)
+            runs["int8"] = (qmodel, True, n)
+        p = medians(pre, args.repeats)
+        speeds = [decode_tok_per_s(runs, prompt, batch, device) for _ in range(args.repeats)]
+        d = {name: statistics.median(s[name] for s in speeds) for name in runs}
         row(depth, batch, "prefill", "ours (1 prompt row)", T / p["ours"], f"naive ({batch} prompt rows)", T / p["naive"])
         if qmodel is not None: row(depth, batch, "prefill", "int8", T / p["int8"], "float32", T / p["ours"])
-        row(depth, batch, "decode", "cached", batch * n / d["cached"], "uncached", batch * u / d["uncached"])
-        if qmodel is not None: row(depth, batch, "decode", "int8 (cached)", batch * n / d["int8"], "float32 (cached)", batch * n / d["cached"])
+        row(depth, batch, "decode", "cached", d["cached"], "uncached", d["uncached"])
+        if qmodel is not None: row(depth, batch, "decode", "int8 (cached)", d["int8"], "float32 (cached)", d["cached"])
 
 
-def trained_small_model(seconds_hint: str = "a few seconds"):
+def trained_small_model():
     "(model, val batches, token_bytes, label): a small model trained here on chitchat, scored on its held-out part."
     from nanochat.data import chat_split, chitchat_texts
     from nanochat.tokenizer import Tokenizer
@@ -118,16 +125,15 @@ def trained_small_model(seconds_hint: str = "a few seconds"):
 
 def quality(args):
     "bpb float32 vs int8 on held-out text, same run."
-    from nanochat.eval import evaluate_bpb
+    from nanochat.train import evaluate_bpb  # lesson 04d
     try:
-        from nanochat.data import TokenLoader
         from nanochat.eval import load_source
+        from nanochat.train import BpbSample
         model, tok, meta = load_source("base")
-        steps = max(1, args.bpb_tokens // (4 * model.config.sequence_len))
-        batches = list(itertools.islice(TokenLoader(tok, 4, model.config.sequence_len, "val"), steps))
-        token_bytes = tok.token_bytes()
+        sample = BpbSample(tok, "val", args.bpb_tokens, model.config.sequence_len)
+        batches, token_bytes = list(sample.batches(4)), tok.token_bytes()
         label = (f"the base checkpoint (d{model.config.n_layer}, step {meta.get('step')}) on the validation split, "
-                 f"{sum(x.numel() for x, _ in batches):,} tokens")
+                 f"{sample.tokens:,} tokens (lesson 04d's BpbSample)")
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"(no base checkpoint under $NANOCHAT_BASE_DIR to score: {str(e).splitlines()[0][:120]})")
         model, batches, token_bytes, label = trained_small_model()

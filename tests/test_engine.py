@@ -151,6 +151,23 @@ def test_prefill_of_eight_samples_is_one_forward_of_one_row(model):
     assert all(torch.equal(cache.k[:, 0, :, :cache.pos], cache.k[:, r, :, :cache.pos]) for r in range(8))
 
 
+def test_prefill_asks_for_the_last_logits_only_when_the_model_can(tok):
+    "A forward that takes last_only gets last_only=True from prefill (and the uncached path); one that does not, nothing."
+    class LastOnly(GPT):
+        def forward(self, idx, targets=None, kv_cache=None, loss_reduction="mean", last_only=False):
+            self.asked.append(last_only)
+            logits = GPT.forward(self, idx, targets, kv_cache, loss_reduction)
+            return logits[:, -1:] if last_only else logits
+    reference = random_model(tok.vocab_size)
+    model = LastOnly(reference.config); model.load_state_dict(reference.state_dict()); model.eval(); model.asked = []
+    prompt = [tok.bos_token_id, 5, 6, 7]
+    logits, cache = prefill(model, [prompt], num_samples=3, max_tokens=2)
+    uncached, _ = prefill(model, [prompt], num_samples=3, use_cache=False)
+    assert model.asked == [True, True]
+    assert torch.allclose(logits, prefill(reference, [prompt], num_samples=3, max_tokens=2)[0], atol=1e-6)
+    assert torch.allclose(uncached, logits, atol=1e-5)
+
+
 def test_prefill_of_one_sample_writes_straight_into_the_decode_cache(model):
     "num_samples=1 needs no copy: the prompt's keys and values go into the cache that decoding then extends."
     logits, cache = prefill(model, [[1, 2, 3], [4, 5, 6]], num_samples=1, max_tokens=5)
@@ -258,7 +275,7 @@ def trained_model(tok, steps: int = 60) -> GPT:
 
 def test_int8_logits_greedy_text_and_bpb_stay_close_to_float32(tok):
     from nanochat.engine import quantize_int8
-    from nanochat.eval import evaluate_bpb
+    from nanochat.train import evaluate_bpb  # lesson 04d
     model = trained_model(tok)
     qmodel = quantize_int8(model)
     assert type(qmodel.lm_head) is not torch.nn.Linear and type(model.lm_head) is torch.nn.Linear  # a copy: the original stays float
