@@ -172,9 +172,10 @@ class GPT(nn.Module):
         cos, sin = rotary_cos_sin(self.rotary_seq_len, self.config.head_dim, device=self.cos.device)
         self.cos.copy_(cos); self.sin.copy_(sin)
 
-    def forward(self, idx, targets=None, kv_cache=None, loss_reduction: str = "mean"):
-        "float32 logits (B, T, vocab) without targets; with them the loss (targets -1 are ignored)."
+    def forward(self, idx, targets=None, kv_cache=None, loss_reduction: str = "mean", last_only: bool = False):
+        "float32 logits (B, T, vocab) without targets (last_only: of the last position only, (B, 1, vocab)); with them the loss (targets -1 are ignored)."
         if idx.ndim != 2: raise ValueError(f"idx must be (batch, time) token ids, got shape {tuple(idx.shape)}")
+        if last_only and targets is not None: raise ValueError("last_only is for generation: the loss needs every position's logits")
         B, T = idx.shape
         start = 0 if kv_cache is None else kv_cache.pos
         if start + T > self.rotary_seq_len:
@@ -186,6 +187,7 @@ class GPT(nn.Module):
             x = x.to(torch.get_autocast_dtype(idx.device.type))
         for block in self.transformer.h:
             x = block(x, cos, sin, kv_cache)
+        if last_only: x = x[:, -1:]  # prefill needs one position's logits: skip lm_head and softcap for the rest
         logits = softcap(self.lm_head(norm(x)).float())
         if targets is None: return logits
         loss = F.cross_entropy(logits.view(B * T, -1), targets.reshape(B * T), ignore_index=-1, reduction=loss_reduction)

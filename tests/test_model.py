@@ -117,6 +117,20 @@ def test_kv_cache_decoding_equals_full_forward(n_kv_head):
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
 
 
+def test_last_only_gives_the_last_positions_logits_and_fills_the_cache_alike():
+    config = small_config(n_kv_head=2)
+    model = trained_like(config)
+    idx = torch.randint(0, 97, (3, 9))
+    a, b = new_cache(config, 3), new_cache(config, 3)
+    with torch.no_grad():
+        last = model(idx, kv_cache=a, last_only=True)
+        full = model(idx, kv_cache=b)
+        assert last.shape == (3, 1, 97)
+        torch.testing.assert_close(last, full[:, -1:], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(a.k, b.k); assert a.pos == b.pos == 9
+        with pytest.raises(ValueError, match="last_only"): model(idx, idx, last_only=True)
+
+
 def test_one_prefill_serves_several_samples():
     config = small_config()
     model = trained_like(config)
