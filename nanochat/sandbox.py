@@ -92,12 +92,23 @@ _X86_64_DENY = {"fork": 57, "vfork": 58, "execve": 59, "execveat": 322, "socket"
                 "process_vm_writev": 311, "process_vm_readv": 310, "mount": 165, "umount2": 166, "pivot_root": 155,
                 "chroot": 161, "unshare": 272, "setns": 308, "bpf": 321, "perf_event_open": 298, "kexec_load": 246,
                 "init_module": 175, "finit_module": 313, "delete_module": 176, "reboot": 169, "swapon": 167,
-                "swapoff": 168, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
-                "tkill": 200, "pidfd_send_signal": 424, "pidfd_open": 434, "mknod": 133, "mknodat": 259,
+                "swapoff": 168, "tkill": 200, "mknod": 133, "mknodat": 259,
                 "keyctl": 250, "add_key": 248, "request_key": 249, "userfaultfd": 323, "open_by_handle_at": 304,
-                "fsopen": 430, "fsmount": 432, "move_mount": 429, "open_tree": 428,
-                "memfd_create": 319}
-_X86_64_CLONE, _X86_64_CLONE3, _X86_64_KILL, _X86_64_TGKILL = 56, 435, 62, 234
+                "memfd_create": 319,
+                # memory the kernel holds for the IPC namespace, outside RLIMIT_AS: System V IPC, POSIX message queues
+                "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "semget": 64, "semop": 65, "semctl": 66,
+                "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "mq_open": 240,
+                "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244, "mq_getsetattr": 245,
+                # calls Python never makes: kernel surface, other processes, the kernel log, the machine's settings
+                "syslog": 103, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297, "uselib": 134, "personality": 135,
+                "ustat": 136, "sysfs": 139, "vhangup": 153, "modify_ldt": 154, "_sysctl": 156, "adjtimex": 159,
+                "acct": 163, "settimeofday": 164, "sethostname": 170, "setdomainname": 171, "iopl": 172, "ioperm": 173,
+                "quotactl": 179, "lookup_dcookie": 212, "clock_settime": 227, "migrate_pages": 256, "vmsplice": 278,
+                "move_pages": 279, "fanotify_init": 300, "fanotify_mark": 301, "name_to_handle_at": 303,
+                "clock_adjtime": 305, "kcmp": 312}
+_X86_64_NEWEST = 334       # rseq: every call after it (pidfd_*, io_uring_*, fsopen, memfd_secret, …) answers ENOSYS,
+_X86_64_NEWER_OK = (436, 439, 441)  # except close_range, faccessat2 and epoll_pwait2, which glibc and Python use
+_X86_64_CLONE, _X86_64_KILL, _X86_64_TGKILL = 56, 62, 234
 _X86_64_IOCTL, _X86_64_PRLIMIT, _X86_64_SETPRIORITY = 16, 302, 141
 _CLONE_THREAD, _TIOCSTI, _TIOCLINUX = 0x00010000, 0x5412, 0x541C
 
@@ -107,23 +118,27 @@ _ALLOW, _KILL = 0x7FFF0000, 0x80000000
 def _errno(e): return 0x00050000 | e  # SECCOMP_RET_ERRNO
 
 def _seccomp_program(pid: int) -> list[tuple]:
-    "The filter: fail the denied calls with EPERM, clone3 with ENOSYS; signals, limits, priorities only for ourselves."
+    "The filter: EPERM for the denied calls, ENOSYS for clone3 and all newer ones; signals, limits, priorities only for ourselves."
     prog = [(_LD, 0, 0, 4), (_JEQ, 1, 0, 0xC000003E), (_RET, 0, 0, _KILL),  # not x86-64 (e.g. int 0x80): kill
-            (_LD, 0, 0, 0), (_JGE, "deny", 0, 0x40000000)]                    # the x32 ABI: deny
+            (_LD, 0, 0, 0), (_JGE, "deny", 0, 0x40000000),                    # the x32 ABI: deny
+            (_JGE, "newer", 0, _X86_64_NEWEST + 1)]                           # calls newer than this filter: see below
     prog += [(_JEQ, "deny", 0, nr) for nr in _X86_64_DENY.values()]
-    prog += [(_JEQ, "enosys", 0, _X86_64_CLONE3), (_JEQ, "clone", 0, _X86_64_CLONE),
-             (_JEQ, "signal", 0, _X86_64_KILL), (_JEQ, "signal", 0, _X86_64_TGKILL), (_JEQ, "ioctl", 0, _X86_64_IOCTL),
-             (_JEQ, "self0", 0, _X86_64_PRLIMIT), (_JEQ, "self1", 0, _X86_64_SETPRIORITY), (_RET, 0, 0, _ALLOW)]
-    at = len(prog)
-    labels = {"clone": at, "signal": at + 3, "ioctl": at + 6, "self0": at + 10, "self1": at + 13, "deny": at + 16, "enosys": at + 17}
-    prog += [(_LD, 0, 0, 16), (_JSET, 0, "deny", _CLONE_THREAD), (_RET, 0, 0, _ALLOW),  # clone: threads only
-             (_LD, 0, 0, 16), (_JEQ, 0, "deny", pid), (_RET, 0, 0, _ALLOW),           # kill/tgkill: only ourselves
-             (_LD, 0, 0, 24), (_JEQ, "deny", 0, _TIOCSTI), (_JEQ, "deny", 0, _TIOCLINUX), (_RET, 0, 0, _ALLOW),  # no typing into a tty
-             (_LD, 0, 0, 16), (_JEQ, 0, "deny", 0), (_RET, 0, 0, _ALLOW),             # prlimit64(pid): only 0 = ourselves
-             (_LD, 0, 0, 24), (_JEQ, 0, "deny", 0), (_RET, 0, 0, _ALLOW),             # setpriority(which, who): only 0
-             (_RET, 0, 0, _errno(1)), (_RET, 0, 0, _errno(38))]                       # EPERM, ENOSYS
+    prog += [(_JEQ, "clone", 0, _X86_64_CLONE), (_JEQ, "signal", 0, _X86_64_KILL), (_JEQ, "signal", 0, _X86_64_TGKILL),
+             (_JEQ, "ioctl", 0, _X86_64_IOCTL), (_JEQ, "self0", 0, _X86_64_PRLIMIT), (_JEQ, "self1", 0, _X86_64_SETPRIORITY),
+             (_RET, 0, 0, _ALLOW)]
+    blocks = {"clone": [(_LD, 0, 0, 16), (_JSET, 0, "deny", _CLONE_THREAD), (_RET, 0, 0, _ALLOW)],  # threads only
+              "signal": [(_LD, 0, 0, 16), (_JEQ, 0, "deny", pid), (_RET, 0, 0, _ALLOW)],            # kill/tgkill: only ourselves
+              "ioctl": [(_LD, 0, 0, 24), (_JEQ, "deny", 0, _TIOCSTI), (_JEQ, "deny", 0, _TIOCLINUX), (_RET, 0, 0, _ALLOW)],
+              "self0": [(_LD, 0, 0, 16), (_JEQ, 0, "deny", 0), (_RET, 0, 0, _ALLOW)],  # prlimit64(pid): only 0 = ourselves
+              "self1": [(_LD, 0, 0, 24), (_JEQ, 0, "deny", 0), (_RET, 0, 0, _ALLOW)],  # setpriority(which, who): only 0
+              "newer": [(_JEQ, "allow", 0, nr) for nr in _X86_64_NEWER_OK] + [(_RET, 0, 0, _errno(38))],  # ENOSYS
+              "allow": [(_RET, 0, 0, _ALLOW)], "deny": [(_RET, 0, 0, _errno(1))]}                          # EPERM
+    labels = {}
+    for name, block in blocks.items(): labels[name] = len(prog); prog += block
     resolve = lambda j, i: labels[j] - i - 1 if isinstance(j, str) else j
-    return [(c, resolve(jt, i), resolve(jf, i), k) for i, (c, jt, jf, k) in enumerate(prog)]
+    prog = [(c, resolve(jt, i), resolve(jf, i), k) for i, (c, jt, jf, k) in enumerate(prog)]
+    assert all(0 <= jt < 256 and 0 <= jf < 256 for _, jt, jf, _ in prog), "a jump too long for classic BPF"
+    return prog
 
 # %% ../nbs/06a_sandbox.ipynb #34a75745
 class _SockFprog(ctypes.Structure):
