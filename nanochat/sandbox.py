@@ -185,6 +185,8 @@ def _make_audit_hook(workdir: str):
     return hook
 
 # %% ../nbs/06a_sandbox.ipynb #f5e1a221
+_READY = b"\0sandbox: layers up\0"  # the first bytes of stdout, written before the code runs
+
 def _sandbox_child():
     "Entry point inside bwrap: read the orders, put up the last layers, run the code; the exit status is the result."
     os.closerange(3, 65536)  # bwrap's set-up pipes: only stdin, stdout and stderr stay
@@ -198,6 +200,7 @@ def _sandbox_child():
         if not _seccomp() and _SECCOMP_ARCH: raise OSError("installing the seccomp filter failed")
     except Exception as e:
         print(f"sandbox: could not set up its layers: {e}", file=sys.stderr); os._exit(125)
+    os.write(1, _READY)  # from here on, all that comes out is the code's
     if orders["python_guard"]: sys.addaudithook(_make_audit_hook(workdir))
     status = 0
     try:
@@ -230,8 +233,8 @@ def _map_ids(info_fd: int, deadline: float) -> str | None:
     return None
 
 # %% ../nbs/06a_sandbox.ipynb #f07cf925
-def _read_bounded(fds: dict, deadline: float, limit: int) -> tuple[dict, str | None]:
-    "Read the child's pipes until EOF; stop at the deadline or when a pipe brings more than `limit` bytes."
+def _read_bounded(fds: dict, deadline: float, limits: dict) -> tuple[dict, str | None]:
+    "Read the child's pipes until EOF; stop at the deadline or when a pipe brings more than its limit in bytes."
     out = {name: bytearray() for name in fds.values()}
     with selectors.DefaultSelector() as sel:
         for fd, name in fds.items(): sel.register(fd, selectors.EVENT_READ, name)
@@ -241,7 +244,7 @@ def _read_bounded(fds: dict, deadline: float, limit: int) -> tuple[dict, str | N
             for key, _ in sel.select(timeout=min(remaining, 0.25)):
                 chunk = os.read(key.fd, 65536)
                 if not chunk: sel.unregister(key.fd); continue
-                room = limit - len(out[key.data])
+                room = limits[key.data] - len(out[key.data])
                 out[key.data] += chunk[:max(room, 0)]
                 if len(chunk) > room: return out, "output"
     return out, None
@@ -250,13 +253,13 @@ def _read_bounded(fds: dict, deadline: float, limit: int) -> tuple[dict, str | N
 _SIGNALS = {"SIGXCPU": "CPU time limit exceeded", "SIGXFSZ": "file size limit exceeded",
             "SIGKILL": "killed (out of memory?)", "SIGSEGV": "crashed (segmentation fault)", "SIGSYS": "a forbidden system call"}
 
-def _describe_end(returncode: int, stderr: str, stopped: str | None, timeout: float, limit: int) -> str | None:
-    "One line saying why the run failed, or None when it succeeded (exit status 0: nothing else counts)."
+def _describe_end(returncode: int, stderr: str, stopped: str | None, timeout: float, limit: int, ready: bool) -> str | None:
+    "One line saying why the run failed, or None when it succeeded (the layers were up and the exit status is 0)."
     if stopped == "timeout": return f"timeout: the code ran longer than {timeout:g} s and was killed"
     if stopped == "output": return f"output limit: the code wrote more than {limit} bytes to stdout or stderr and was killed"
-    if returncode == 0: return None
     last = next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()), "")[:300]
-    if returncode == 125 or last.startswith("bwrap:"): return f"sandbox unavailable: {last or 'it could not start'}"
+    if not ready: return f"sandbox unavailable: {last or 'it could not start'}; the code was not run"
+    if returncode == 0: return None
     sig = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else 0
     if sig and not last and sig in signal.valid_signals():
         name = signal.Signals(sig).name
@@ -278,7 +281,7 @@ def run_python(code: str, timeout: float = 5.0, memory_mb: int = 512, max_output
                file_mb: int = 16, max_files: int = 256, python_guard: bool = True) -> SandboxResult:
     "Run `code` in a bwrap sandbox as nobody; the result is its exit status and bounded output. Never raises for the code."
     if not isinstance(code, str): raise TypeError(f"code must be a str, got {type(code).__name__}")
-    if not timeout > 0: raise ValueError(f"timeout must be positive, got {timeout}")
+    if not 0 < timeout < math.inf: raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
     if memory_mb < 64: raise ValueError(f"memory_mb={memory_mb} is too small to start Python (at least 64)")
     if (why := _preflight()): return _unavailable(why)
     as_root, deadline = os.geteuid() == 0, time.monotonic() + timeout
@@ -296,7 +299,8 @@ def run_python(code: str, timeout: float = 5.0, memory_mb: int = 512, max_output
         orders = dict(code=code, workdir=_WORKDIR, uid=_NOBODY if as_root else None, memory_mb=memory_mb, file_mb=file_mb,
                       max_files=max_files, cpu_seconds=math.ceil(timeout) + 1, python_guard=python_guard)
         threading.Thread(target=_send, args=(proc.stdin, (json.dumps(orders) + "\n").encode()), daemon=True).start()
-        out, stopped = _read_bounded({proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}, deadline, max_output_bytes)
+        out, stopped = _read_bounded({proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}, deadline,
+                                     {"stdout": max_output_bytes + len(_READY), "stderr": max_output_bytes})
     except OSError as e:
         return _unavailable(f"could not start bwrap ({e})")
     finally:
@@ -308,8 +312,9 @@ def run_python(code: str, timeout: float = 5.0, memory_mb: int = 512, max_output
                 except ProcessLookupError: pass
             proc.wait()
             for f in (proc.stdout, proc.stderr): f.close()
-    stdout, stderr = out["stdout"].decode(errors="replace"), out["stderr"].decode(errors="replace")
-    error = _describe_end(proc.returncode if stopped is None else -9, stderr, stopped, timeout, max_output_bytes)
+    ready = out["stdout"].startswith(_READY)  # the child's layers were up before the code ran
+    stdout, stderr = out["stdout"][len(_READY) if ready else 0:].decode(errors="replace"), out["stderr"].decode(errors="replace")
+    error = _describe_end(proc.returncode if stopped is None else -9, stderr, stopped, timeout, max_output_bytes, ready)
     guards = ("bwrap", "nobody" if as_root else "userns", "seccomp" if _SECCOMP_ARCH else "no-seccomp")
     return SandboxResult(ok=error is None, stdout=stdout, stderr=stderr, error=error, timed_out=stopped == "timeout",
                          truncated=stopped == "output", guards=guards)

@@ -145,6 +145,8 @@ def test_concurrent_runs_from_threads():
 def test_bad_arguments_get_clear_errors():
     with pytest.raises(TypeError, match="str"): run_python(b"print(1)")
     with pytest.raises(ValueError, match="timeout"): run_python("pass", timeout=0)
+    for bad in (float("inf"), float("nan"), -1):  # an endless run is not a sandboxed one
+        with pytest.raises(ValueError, match="timeout must be a positive number"): run_python("pass", timeout=bad)
     with pytest.raises(ValueError, match="memory_mb"): run_python("pass", memory_mb=8)
 
 
@@ -448,3 +450,28 @@ def test_system_calls_the_filter_does_not_know_are_refused(server):
                "hashlib.sha256(open('b', 'rb').read()).hexdigest()[:8], decimal.Decimal(1) / 7)")
     assert r.ok and r.stdout == "True ba7816bf 0.1428571428571428571428571429\n", r
 
+
+
+def test_the_code_cannot_claim_the_sandbox_failed(server):
+    # "sandbox unavailable" means the code was not run; code that runs must not be able to say it (exit status 125,
+    # the set-up's own, or a last line that looks like bwrap's), or a caller would retry elsewhere or blame the machine
+    for code in ["import os, sys; sys.stderr.write('sandbox: could not set up its layers: x\\n'); sys.stderr.flush(); os._exit(125)",
+                 "import os, sys; sys.stderr.write('bwrap: Creating new namespace failed\\n'); sys.stderr.flush(); os._exit(1)",
+                 "import os; os._exit(125)"]:
+        r = attack(code)
+        assert not r.ok and not r.error.startswith("sandbox unavailable") and r.stdout == "", (code, r)
+    r = attack("import os; os.write(1, b'abc')")
+    assert r.ok and r.stdout == "abc", r  # what the code writes comes back as it wrote it
+    r = attack("import os; os.write(1, b'\\0sandbox: layers up\\0'); os._exit(125)")
+    assert not r.ok and not r.error.startswith("sandbox unavailable") and r.stdout == "\0sandbox: layers up\0", r
+
+
+def test_no_marker_means_not_run(monkeypatch, tmp_path):
+    # the other way round: a sandbox that never got to the code is "unavailable", even when it exits with 0
+    import nanochat.sandbox as sb
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\nexit 0\n"); fake.chmod(0o755)
+    monkeypatch.setattr(sb.shutil, "which", lambda name: str(fake))
+    monkeypatch.setattr(sb.os, "geteuid", lambda: 1000)  # no uid map to wait for: the fake does not make one
+    r = run_python("print('ran')")
+    assert not r.ok and r.error == "sandbox unavailable: it could not start; the code was not run", r
