@@ -9,9 +9,10 @@ Every figure is printed beside its baseline, measured in the same run: the varia
 so load on a shared machine hits both sides alike. Read the ratios; absolute tokens/s move with the load (printed
 at the start and the end).
 
-- prefill: one prompt of `--prompt-len` random tokens for `batch` sample rows. Ours is `engine.prefill`: one
-  forward of the prompt in a batch of ONE, then its keys and values copied into the rows. The baseline, naive,
-  runs the prompt once per row (a batch of `batch` copies) into a cache of that many rows. Tokens/s = prompt
+- prefill: one prompt of `--prompt-len` random tokens for `batch` sample rows. The engine's `prefill`: one
+  forward of the prompt in a batch of ONE asking for the last position's logits only, then its keys and values
+  copied into the rows. The baseline, naive, runs the prompt once per row (a batch of `batch` copies) into a
+  cache of that many rows and computes every position's logits, as a plain forward does. Tokens/s = prompt
   tokens / second (the distinct tokens: the rows share them).
 - decode, cached vs uncached: `--new-tokens` greedy steps of one token per row through the KV cache, against
   `--uncached-tokens` steps that run the model over the whole sequence again (the lesson's slow way).
@@ -40,7 +41,7 @@ def timed(fn, device) -> float:
 
 @torch.inference_mode()
 def naive_prefill(model, prompt: list[int], rows: int, max_tokens: int):
-    "The prompt once per row: a forward of `rows` copies into a cache of `rows` rows."
+    "The prompt once per row: a plain forward (every position's logits) of `rows` copies into a cache of `rows` rows."
     ids = torch.tensor([prompt] * rows, device=next(model.parameters()).device)
     cache = new_cache(model, rows, len(prompt) + max_tokens)
     return model(ids, kv_cache=cache)[:, -1], cache
@@ -71,7 +72,7 @@ def medians(variants: dict, repeats: int) -> dict:
 
 
 def row(depth, batch, phase, name, tok_s, base_name, base_tok_s):
-    print(f"d{depth:<3d} {batch:5d}  {phase:8s} {name:22s} {tok_s:10.1f}   {base_name:22s} {base_tok_s:10.1f} {tok_s / base_tok_s:7.2f}×", flush=True)
+    print(f"d{depth:<3d} {batch:5d}  {phase:8s} {name:22s} {tok_s:10.1f}   {base_name:26s} {base_tok_s:10.1f} {tok_s / base_tok_s:7.2f}×", flush=True)
 
 
 def bench_depth(args, depth: int, device):
@@ -97,7 +98,7 @@ def bench_depth(args, depth: int, device):
         p = medians(pre, args.repeats)
         speeds = [decode_tok_per_s(runs, prompt, batch, device) for _ in range(args.repeats)]
         d = {name: statistics.median(s[name] for s in speeds) for name in runs}
-        row(depth, batch, "prefill", "ours (1 prompt row)", T / p["ours"], f"naive ({batch} prompt rows)", T / p["naive"])
+        row(depth, batch, "prefill", "engine (1 row, last)", T / p["ours"], f"naive ({batch} rows, all logits)", T / p["naive"])
         if qmodel is not None: row(depth, batch, "prefill", "int8", T / p["int8"], "float32", T / p["ours"])
         row(depth, batch, "decode", "cached", d["cached"], "uncached", d["uncached"])
         if qmodel is not None: row(depth, batch, "decode", "int8 (cached)", d["int8"], "float32 (cached)", d["cached"])
@@ -162,7 +163,7 @@ def main():
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"vocab {args.vocab_size:,}, {name}, torch {torch.__version__}, load average {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} cores")
-    print(f"{'':4s} {'batch':>5s}  {'phase':8s} {'variant':22s} {'tok/s':>10s}   {'baseline':22s} {'tok/s':>10s} {'ratio':>8s}")
+    print(f"{'':4s} {'batch':>5s}  {'phase':8s} {'variant':22s} {'tok/s':>10s}   {'baseline':26s} {'tok/s':>10s} {'ratio':>8s}")
     for depth in (int(d) for d in args.depths.split(",")): bench_depth(args, depth, device)
     if device.type == "cpu": quality(args)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f} (1 min), {os.getloadavg()[1]:.2f} (5 min)")
