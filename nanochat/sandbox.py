@@ -81,11 +81,12 @@ def _become_nobody(uid: int, workdir: str, size: int, inodes: int):
 
 # %% ../nbs/06a_sandbox.ipynb #584991ea
 def _set_limits(memory_mb: int, cpu_seconds: int, file_mb: int):
-    "Resource limits for this process (soft = hard, so the code cannot raise them again)."
+    "Resource limits for this process (soft = hard, so the code cannot raise them again), and no core dumps."
     for limit, value in [(resource.RLIMIT_AS, memory_mb * 2**20), (resource.RLIMIT_CPU, cpu_seconds),
                          (resource.RLIMIT_FSIZE, file_mb * 2**20), (resource.RLIMIT_NPROC, 0),
                          (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_CORE, 0)]:
         resource.setrlimit(limit, (value, value))
+    if _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0: raise OSError(ctypes.get_errno(), "PR_SET_DUMPABLE failed")
 
 # %% ../nbs/06a_sandbox.ipynb #fdfbc22d
 _X86_64_DENY = {"fork": 57, "vfork": 58, "execve": 59, "execveat": 322, "socket": 41, "ptrace": 101,
@@ -109,7 +110,7 @@ _X86_64_DENY = {"fork": 57, "vfork": 58, "execve": 59, "execveat": 322, "socket"
 _X86_64_NEWEST = 334       # rseq: every call after it (pidfd_*, io_uring_*, fsopen, memfd_secret, …) answers ENOSYS,
 _X86_64_NEWER_OK = (436, 439, 441)  # except close_range, faccessat2 and epoll_pwait2, which glibc and Python use
 _X86_64_CLONE, _X86_64_KILL, _X86_64_TGKILL = 56, 62, 234
-_X86_64_IOCTL, _X86_64_PRLIMIT, _X86_64_SETPRIORITY = 16, 302, 141
+_X86_64_IOCTL, _X86_64_PRLIMIT, _X86_64_SETPRIORITY, _X86_64_PRCTL, _PR_SET_DUMPABLE = 16, 302, 141, 157, 4
 _CLONE_THREAD, _TIOCSTI, _TIOCLINUX = 0x00010000, 0x5412, 0x541C
 
 # %% ../nbs/06a_sandbox.ipynb #6e53b32b
@@ -125,12 +126,13 @@ def _seccomp_program(pid: int) -> list[tuple]:
     prog += [(_JEQ, "deny", 0, nr) for nr in _X86_64_DENY.values()]
     prog += [(_JEQ, "clone", 0, _X86_64_CLONE), (_JEQ, "signal", 0, _X86_64_KILL), (_JEQ, "signal", 0, _X86_64_TGKILL),
              (_JEQ, "ioctl", 0, _X86_64_IOCTL), (_JEQ, "self0", 0, _X86_64_PRLIMIT), (_JEQ, "self1", 0, _X86_64_SETPRIORITY),
-             (_RET, 0, 0, _ALLOW)]
+             (_JEQ, "prctl", 0, _X86_64_PRCTL), (_RET, 0, 0, _ALLOW)]
     blocks = {"clone": [(_LD, 0, 0, 16), (_JSET, 0, "deny", _CLONE_THREAD), (_RET, 0, 0, _ALLOW)],  # threads only
               "signal": [(_LD, 0, 0, 16), (_JEQ, 0, "deny", pid), (_RET, 0, 0, _ALLOW)],            # kill/tgkill: only ourselves
               "ioctl": [(_LD, 0, 0, 24), (_JEQ, "deny", 0, _TIOCSTI), (_JEQ, "deny", 0, _TIOCLINUX), (_RET, 0, 0, _ALLOW)],
               "self0": [(_LD, 0, 0, 16), (_JEQ, 0, "deny", 0), (_RET, 0, 0, _ALLOW)],  # prlimit64(pid): only 0 = ourselves
               "self1": [(_LD, 0, 0, 24), (_JEQ, 0, "deny", 0), (_RET, 0, 0, _ALLOW)],  # setpriority(which, who): only 0
+              "prctl": [(_LD, 0, 0, 16), (_JEQ, "deny", 0, _PR_SET_DUMPABLE), (_RET, 0, 0, _ALLOW)],  # no dumpable again
               "newer": [(_JEQ, "allow", 0, nr) for nr in _X86_64_NEWER_OK] + [(_RET, 0, 0, _errno(38))],  # ENOSYS
               "allow": [(_RET, 0, 0, _ALLOW)], "deny": [(_RET, 0, 0, _errno(1))]}                          # EPERM
     labels = {}

@@ -475,3 +475,14 @@ def test_no_marker_means_not_run(monkeypatch, tmp_path):
     monkeypatch.setattr(sb.os, "geteuid", lambda: 1000)  # no uid map to wait for: the fake does not make one
     r = run_python("print('ran')")
     assert not r.ok and r.error == "sandbox unavailable: it could not start; the code was not run", r
+
+
+def test_no_core_dump_can_be_asked_for(server):
+    # with a pipe core_pattern (apport, systemd-coredump) a crash hands the process's memory to a helper that runs as
+    # root outside every namespace and writes it to the machine's disk, past the quota; RLIMIT_CORE does not bind a
+    # pipe. Not being dumpable does, so the code must not be able to become dumpable again (it could, with one prctl)
+    r = attack("import ctypes; l = ctypes.CDLL(None, use_errno=True)\nset_ = l.prctl(4, 1, 0, 0, 0); err = ctypes.get_errno()\n"
+               "print(set_, err, l.prctl(3, 0, 0, 0, 0))")  # PR_SET_DUMPABLE 1, then PR_GET_DUMPABLE
+    assert r.ok and r.stdout == "-1 1 0\n", r
+    r = attack("import ctypes, os; ctypes.string_at(1)")  # a segfault is reported as one
+    assert not r.ok and "SIGSEGV" in r.error, r
