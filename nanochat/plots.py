@@ -107,13 +107,19 @@ class LossReplay(LossView):
 
 # %% ../nbs/04c_plots.ipynb #110447e4
 def save_loss_png(records: list[dict], path, title: str = "") -> Path:
-    "Draw train loss and val bpb from metric records into a PNG; returns the path."
+    "Train loss (left) and validation bpb (right), each only if logged, against the step (integer ticks); returns the path."
+    from matplotlib.ticker import MaxNLocator
     c, path = curves(records), Path(path)
-    fig = Figure(figsize=(10, 3.2), dpi=110)
-    ax1, ax2 = fig.subplots(1, 2)
-    ax1.plot(c["train"]["step"], c["train"]["loss"], lw=1); ax1.set(title="train loss (nats/token)", xlabel="step")
-    ax2.plot(c["val"]["step"], c["val"]["val_bpb"], "o-", color="darkorange", ms=3); ax2.set(title="validation bits per byte", xlabel="step")
-    for ax in (ax1, ax2): ax.grid(alpha=0.3)
+    series = [(c[part]["step"], c[part][key], label, color) for part, key, label, color in
+              (("train", "loss", "train loss (nats/token)", "C0"), ("val", "val_bpb", "validation bits per byte", "C1"))
+              if c[part]["step"]]
+    steps = [s for xs, *_ in series for s in xs] or [0]
+    lo, hi = (min(steps), max(steps)) if min(steps) < max(steps) else (min(steps) - 1, max(steps) + 1)  # one range for both
+    fig = Figure(figsize=(5 * max(1, len(series)), 3.2), dpi=100)
+    for ax, (xs, ys, label, color) in zip(fig.subplots(1, max(1, len(series)), squeeze=False)[0], series):
+        ax.plot(xs, ys, "-" if len(xs) > 20 else "o-", ms=3, color=color)
+        ax.set(title=label, xlabel="step", xlim=(lo, hi)); ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title: fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
