@@ -84,7 +84,8 @@ def _set_limits(memory_mb: int, cpu_seconds: int, file_mb: int):
     "Resource limits for this process (soft = hard, so the code cannot raise them again), and no core dumps."
     for limit, value in [(resource.RLIMIT_AS, memory_mb * 2**20), (resource.RLIMIT_CPU, cpu_seconds),
                          (resource.RLIMIT_FSIZE, file_mb * 2**20), (resource.RLIMIT_NPROC, 0),
-                         (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_CORE, 0)]:
+                         (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_CORE, 0), (resource.RLIMIT_RTPRIO, 0),
+                         (resource.RLIMIT_NICE, 0), (resource.RLIMIT_MEMLOCK, 0), (resource.RLIMIT_MSGQUEUE, 0)]:
         resource.setrlimit(limit, (value, value))
     if _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0: raise OSError(ctypes.get_errno(), "PR_SET_DUMPABLE failed")
 

@@ -486,3 +486,20 @@ def test_no_core_dump_can_be_asked_for(server):
     assert r.ok and r.stdout == "-1 1 0\n", r
     r = attack("import ctypes, os; ctypes.string_at(1)")  # a segfault is reported as one
     assert not r.ok and "SIGSEGV" in r.error, r
+
+
+def test_no_limit_is_inherited_from_the_server(server):
+    # the child's limits are set by us, not passed on from the server: a server allowed real-time scheduling (systemd's
+    # LimitRTPRIO=, docker --ulimit rtprio=99) would hand it to the code, and a SCHED_FIFO busy loop takes a core
+    # from every other process on the machine; locked memory and message queues are memory outside RLIMIT_AS
+    r = attack("import resource as R\nprint([R.getrlimit(x) for x in (R.RLIMIT_RTPRIO, R.RLIMIT_NICE, R.RLIMIT_MEMLOCK, R.RLIMIT_MSGQUEUE)])")
+    assert r.ok and r.stdout == "[(0, 0), (0, 0), (0, 0), (0, 0)]\n", r
+    rt = "import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1)); print('real time')"
+    r = attack(rt)
+    assert not r.ok and "Operation not permitted" in r.error and "real time" not in r.stdout, r
+    # a server that may use real time (needs CAP_SYS_RESOURCE to raise the limit here; CI's root has it)
+    code = ("import resource, sys\ntry: resource.setrlimit(resource.RLIMIT_RTPRIO, (99, 99)); resource.setrlimit(resource.RLIMIT_NICE, (40, 40))\n"
+            "except (ValueError, OSError): print('cannot raise'); sys.exit()\nfrom nanochat.sandbox import run_python\n"
+            f"print([run_python(c, python_guard=False).stdout.strip() for c in [{rt!r}, 'import os; print(os.nice(-10))']])")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout in ("cannot raise\n", "['', '']\n"), (p.stdout, p.stderr)
