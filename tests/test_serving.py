@@ -568,6 +568,29 @@ def test_the_chat_app_tokenizes_off_the_event_loop(tiny):
     assert [m["role"] for m in app.history] == ["user", "assistant"] and shown == app.chat.objects[-1].object
 
 
+def test_a_chat_stopped_while_it_is_prepared_generates_nothing(tiny):
+    "Stop pressed while the conversation is still being tokenized: the reply it then starts is cancelled, and its slot comes back."
+    model, tok = tiny
+    service = ChatService([Engine(model, tok)], Limits(max_new_tokens=400), name="gated")
+    gated = service.tokenizer = GatedTokenizer(tok)
+    made, reply = [], service.reply
+    service.reply = lambda *args, **kwargs: made.append(reply(*args, **kwargs)) or made[-1]
+    async def main():
+        app = ChatApp(service)
+        app.chat.send("Hello")
+        assert await asyncio.get_running_loop().run_in_executor(None, gated.entered.wait, 60)
+        app.chat.stop()  # the stop button, while the request is held in the tokenizer
+        await asyncio.sleep(0.2)
+        gated.gate.set()
+        for _ in range(3000):
+            if made and service.in_flight == 0: break
+            await asyncio.sleep(0.01)
+    asyncio.run(main())
+    assert len(made) == 1 and made[0].cancelled.is_set() and service.in_flight == 0
+    done = [value for kind, value in list(made[0]._events) if kind == "done"]
+    assert done and done[0]["finish_reason"] == "cancelled" and done[0]["completion_tokens"] < 400
+
+
 class FailsAfter(GPT):
     "A tiny GPT whose forward fails from its `n`-th call on (n=1: the prefill)."
     def __init__(self, vocab_size, n):
@@ -622,7 +645,7 @@ def test_panel_serve_serves_the_page_and_the_api(tmp_path):
                               tmp_path / "panel.log", {"NANOCHAT_CHAT_SOURCE": "random", "NANOCHAT_BASE_DIR": str(tmp_path)})
     try:
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/chat_page", timeout=60).read().decode()
-        assert "<title>nanochat</title>" in page
+        assert "<title>nanochat" in page  # 09c names the model in the title too
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
         stream = client.chat.completions.create(model="x", messages=HELLO, max_tokens=8, stream=True)
         assert sum(1 for c in stream if c.choices and c.choices[0].delta.content) >= 1
