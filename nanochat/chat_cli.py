@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from .common import autodetect_device_type, cli, get_base_dir
-from .engine import Engine, quantize_int8, weight_bytes
+from .engine import Engine, weight_bytes
 from .serving import ChatService, LimitError, Limits, Reply, load_chat_model
 
 # %% ../nbs/stages/chat_cli.ipynb #40cb1c1a
@@ -81,12 +81,9 @@ def main(source: str = "auto",  # rl, sft, mid, base; auto = the most trained st
          int8: bool = False):  # int8 weights in the Linear layers (CPU only, lesson 06); says how much memory they take
     "Chat with a trained model in the terminal."
     device = "cuda" if (device_type or autodetect_device_type()) == "cuda" else "cpu"
-    try: model, tokenizer, name = load_chat_model(source, device, tag or None, None if step < 0 else step)
+    try: model, tokenizer, name = load_chat_model(source, device, tag or None, None if step < 0 else step, int8=int8)
     except KeyboardInterrupt: sys.exit(130)  # Ctrl-C while loading: leave, no traceback
-    if int8:
-        small = quantize_int8(model)
-        print(f"int8 weights: {weight_bytes(small) / 1e6:.1f} MB (float32: {weight_bytes(model) / 1e6:.1f} MB)", file=sys.stderr, flush=True)
-        model, name = small, f"{name}-int8"
+    if int8: print(f"int8 weights: {weight_bytes(model) / 1e6:.1f} MB", file=sys.stderr, flush=True)
     service = ChatService([Engine(model, tokenizer)], Limits(max_new_tokens=max_tokens), name=name)
     sampling = dict(temperature=temperature, top_k=top_k or None, max_tokens=max_tokens, seed=None if seed < 0 else seed)
     messages, turns, tokens = [], 0, 0

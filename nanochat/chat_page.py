@@ -22,10 +22,11 @@ STAGE_WORDS = {"base": "pretrained on web text: it continues text, it does not c
 
 def model_label(name: str) -> tuple[str, str]:
     "A served model's name ('nanochat-sft-step400') as the page shows it: ('nanochat · sft step 400', what that stage did)."
-    match = re.fullmatch(r"nanochat-([a-z]+)(?:-step(\d+))?", name)
+    match = re.fullmatch(r"nanochat-([a-z]+)(?:-step(\d+))?(-int8)?", name)
     if match is None: return name, ""  # a name of someone else's making: as it is
-    stage, step = match.groups()
-    return f"nanochat · {stage}" + (f" step {step}" if step else ""), STAGE_WORDS.get(stage, "")
+    stage, step, int8 = match.groups()
+    label = f"nanochat · {stage}" + (f" step {step}" if step else "") + (" · int8" if int8 else "")
+    return label, STAGE_WORDS.get(stage, "") + ("; int8 weights (lesson 06)" if int8 else "")
 
 # %% ../nbs/09c_chat_page.ipynb #40750c4f
 NARROW, SIDEBAR = 700, 280  # pixels: below NARROW the sidebar collapses; its width when open
