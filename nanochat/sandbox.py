@@ -220,9 +220,10 @@ def _sandbox_child():
 # %% ../nbs/06a_sandbox.ipynb #992fe12b
 def _map_ids(info_fd: int, deadline: float) -> str | None:
     "Wait for bwrap's new user namespace and map its ids: 0 (for bwrap's set-up) and nobody; None, or why not."
-    data = b""
+    data, poll = b"", select.poll()  # poll, not select: a busy server's descriptors are numbered past select's 1024
+    poll.register(info_fd, select.POLLIN)
     while not data.rstrip().endswith(b"}"):
-        ready, _, _ = select.select([info_fd], [], [], max(deadline - time.monotonic(), 0))
+        ready = poll.poll(max(deadline - time.monotonic(), 0) * 1000)
         chunk = os.read(info_fd, 4096) if ready else b""
         if not chunk: return None if ready else "bwrap did not start in time"  # EOF: bwrap failed, its stderr says why
         data += chunk
@@ -288,9 +289,9 @@ def run_python(code: str, timeout: float = 5.0, memory_mb: int = 512, max_output
     if memory_mb < 64: raise ValueError(f"memory_mb={memory_mb} is too small to start Python (at least 64)")
     if (why := _preflight()): return _unavailable(why)
     as_root, deadline = os.geteuid() == 0, time.monotonic() + timeout
-    info_r, info_w = os.pipe(); block_r, block_w = os.pipe()
-    proc = None
+    proc, info_r, info_w, block_r, block_w = None, -1, -1, -1, -1
     try:
+        info_r, info_w = os.pipe(); block_r, block_w = os.pipe()  # no descriptor left: unavailable, not an exception
         proc = subprocess.Popen(_bwrap_args(as_root, info_w, block_r, file_mb), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, pass_fds=(info_w, block_r) if as_root else (), env={},
                                 start_new_session=True, **({"extra_groups": []} if as_root else {}))

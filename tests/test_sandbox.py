@@ -503,3 +503,17 @@ def test_no_limit_is_inherited_from_the_server(server):
             f"print([run_python(c, python_guard=False).stdout.strip() for c in [{rt!r}, 'import os; print(os.nice(-10))']])")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and p.stdout in ("cannot raise\n", "['', '']\n"), (p.stdout, p.stderr)
+
+
+def test_a_busy_server_can_still_run_code(monkeypatch):
+    # a server with many clients holds many file descriptors; once its pipes to bwrap are numbered past 1024,
+    # select() raised ValueError and every run failed. And when no descriptor is left, run_python says so, not raises
+    code = ("import os, sys\nfds = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]\nfrom nanochat.sandbox import run_python\n"
+            "r = run_python('print(6 * 7)'); print(r.ok, r.stdout.strip(), r.error)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout == "True 42 None\n", (p.stdout, p.stderr[-500:])
+    import errno, nanochat.sandbox as sb
+    def no_fds(): raise OSError(errno.EMFILE, "Too many open files")
+    monkeypatch.setattr(sb.os, "pipe", no_fds)
+    r = run_python("print(1)")
+    assert not r.ok and r.error.startswith("sandbox unavailable") and "Too many open files" in r.error and "not run" in r.error, r
