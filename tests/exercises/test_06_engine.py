@@ -38,10 +38,12 @@ def test_sample_top_k_draws_only_from_the_top_k_with_the_right_frequencies(sampl
     logits = torch.tensor([[0.0, 2.0, 1.0, -3.0, 1.5]])
     rng = torch.Generator().manual_seed(0)
     ids = sampling.sample_top_k(logits.expand(30_000, -1), 3, temperature=1.0, rng=rng)
-    assert ids.dtype == torch.long and set(ids.tolist()) == {1, 2, 4}
+    assert ids.dtype == torch.long, f"token ids are long integers, got {ids.dtype}"
+    assert set(ids.tolist()) == {1, 2, 4}, f"top-3 of {logits.tolist()} is ids 1, 4, 2 and only those, but drew {sorted(set(ids.tolist()))}"
     freq = torch.bincount(ids, minlength=5).float() / len(ids)
     want = torch.tensor([2.0, 1.0, 1.5]).softmax(-1)
-    assert torch.allclose(freq[[1, 2, 4]], want, atol=0.015)
+    assert torch.allclose(freq[[1, 2, 4]], want, atol=0.015), (f"ids 1, 2, 4 should be drawn with the softmax of their logits "
+                                                              f"{[round(x, 3) for x in want.tolist()]}, got {[round(x, 3) for x in freq[[1, 2, 4]].tolist()]}")
     a = sampling.sample_top_k(logits.expand(50, -1), 3, rng=torch.Generator().manual_seed(5))
     b = sampling.sample_top_k(logits.expand(50, -1), 3, rng=torch.Generator().manual_seed(5))
     assert torch.equal(a, b), "the same generator seed must give the same samples"
@@ -52,7 +54,9 @@ def test_temperature_sharpens(sampling):
     rng = torch.Generator().manual_seed(0)
     cold = sampling.sample_top_k(logits.expand(20_000, -1), 2, temperature=0.25, rng=rng).float().mean()
     hot = sampling.sample_top_k(logits.expand(20_000, -1), 2, temperature=4.0, rng=rng).float().mean()
-    assert abs(cold - torch.sigmoid(torch.tensor(4.0))) < 0.015 and abs(hot - torch.sigmoid(torch.tensor(0.25))) < 0.015
+    assert abs(cold - torch.sigmoid(torch.tensor(4.0))) < 0.015, (f"temperature 0.25 divides the logits by 0.25: P(id 1) = "
+                                                                   f"sigmoid(4) = 0.982, got {cold:.3f}")
+    assert abs(hot - torch.sigmoid(torch.tensor(0.25))) < 0.015, f"temperature 4: P(id 1) = sigmoid(0.25) = 0.562, got {hot:.3f}"
 
 
 # --- the KV cache ---
@@ -61,11 +65,13 @@ def test_kv_cache_appends_and_returns_everything_so_far(kv):
     cache = kv.SimpleKVCache(2, 3, 10, 4)
     k1, v1 = torch.randn(2, 3, 6, 4), torch.randn(2, 3, 6, 4)
     k, v = cache.append(k1, v1)
-    assert cache.pos == 6 and torch.equal(k, k1) and torch.equal(v, v1)
+    assert cache.pos == 6, f"after appending 6 positions pos should be 6, got {cache.pos}"
+    assert torch.equal(k, k1) and torch.equal(v, v1), "append returns every key and value so far: here exactly the 6 appended"
     k2, v2 = torch.randn(2, 3, 1, 4), torch.randn(2, 3, 1, 4)
     k, v = cache.append(k2, v2)
-    assert cache.pos == 7 and k.shape == (2, 3, 7, 4)
-    assert torch.equal(k, torch.cat([k1, k2], dim=2)) and torch.equal(v, torch.cat([v1, v2], dim=2))
+    assert cache.pos == 7 and k.shape == (2, 3, 7, 4), f"after 6 + 1 positions: pos 7 and keys (2, 3, 7, 4), got {cache.pos} and {tuple(k.shape)}"
+    assert torch.equal(k, torch.cat([k1, k2], dim=2)) and torch.equal(v, torch.cat([v1, v2], dim=2)), \
+        "the returned keys/values are the old ones followed by the new, along the time axis (dim 2)"
 
 
 def test_kv_cache_gives_the_same_attention_as_recomputing(kv):
@@ -75,7 +81,7 @@ def test_kv_cache_gives_the_same_attention_as_recomputing(kv):
     cache = kv.SimpleKVCache(1, 2, 8, 8)
     for t in range(5): k, v = cache.append(keys[:, :, t:t + 1], values[:, :, t:t + 1])
     att = torch.nn.functional.scaled_dot_product_attention
-    assert torch.allclose(att(q, k, v), att(q, keys, values))
+    assert torch.allclose(att(q, k, v), att(q, keys, values)), "attention over the cache must equal attention over all 5 keys and values"
 
 
 def test_kv_cache_refuses_to_overflow(kv):
@@ -83,8 +89,8 @@ def test_kv_cache_refuses_to_overflow(kv):
     cache.append(torch.ones(1, 1, 3, 2), torch.ones(1, 1, 3, 2))
     with pytest.raises(ValueError, match="full"):
         cache.append(torch.ones(1, 1, 2, 2), torch.ones(1, 1, 2, 2))
-    assert cache.pos == 3
-    with pytest.raises(ValueError):
+    assert cache.pos == 3, f"a refused append changes nothing: pos should stay 3, got {cache.pos}"
+    with pytest.raises(ValueError):  # keys and values of different lengths
         cache.append(torch.ones(1, 1, 1, 2), torch.ones(1, 1, 2, 2))
 
 
@@ -110,8 +116,9 @@ def test_tool_output_is_forced_with_mask_zero(tools):
     tool = lambda expr: str(eval(expr))
     tokens, mask = tools.generate_with_tools(next_token, [1, 2], tool, encode, decode, SPECIAL, max_tokens=50)
     want = encode("x=") + [100] + encode("6*7") + [101, 102] + encode("42") + [103] + encode("ok") + [104]
-    assert tokens == want
-    assert mask == [1] * 7 + [0] * 4 + [1] * 3
+    assert tokens == want, (f"after <|python_end|> the engine forces <|output_start|>, the tool's result and <|output_end|>: "
+                            f"expected {want}, got {tokens}")
+    assert mask == [1] * 7 + [0] * 4 + [1] * 3, f"mask 1 for the model's tokens, 0 for the 4 forced ones; got {mask}"
     assert calls[-1] == [1, 2] + want[:-1], "the model must see the forced tokens in its context"
 
 
@@ -121,7 +128,7 @@ def test_failed_tool_injects_nothing_and_stray_tokens_do_nothing(tools):
     script = [101] + encode("a") + [100] + encode("1/0") + [100] + encode("2+2") + [101, 104]
     next_token, _ = scripted(script)
     tokens, mask = tools.generate_with_tools(next_token, [0], tool, encode, decode, SPECIAL, max_tokens=50)
-    assert tokens == script and all(mask)
+    assert tokens == script and all(mask), f"a failed tool forces nothing: the tokens are the model's own ({script}), got {tokens}, mask {mask}"
     assert seen == ["2+2"], "a stray python_end is ignored and a second python_start restarts the expression"
 
 
@@ -129,4 +136,6 @@ def test_max_tokens_cuts_forced_output(tools):
     script = [100] + encode("9") + [101] + [0] * 10
     next_token, _ = scripted(script)
     tokens, mask = tools.generate_with_tools(next_token, [0], lambda e: "123456", encode, decode, SPECIAL, max_tokens=6)
-    assert tokens == [100, ord("9"), 101, 102, ord("1"), ord("2")] and mask == [1, 1, 1, 0, 0, 0]
+    want = [100, ord("9"), 101, 102, ord("1"), ord("2")]
+    assert tokens == want and mask == [1, 1, 1, 0, 0, 0], (f"max_tokens=6 counts forced tokens too: expected {want} with mask "
+                                                           f"[1, 1, 1, 0, 0, 0], got {tokens} with {mask}")
