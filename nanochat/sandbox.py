@@ -85,7 +85,8 @@ def _set_limits(memory_mb: int, cpu_seconds: int, file_mb: int):
     for limit, value in [(resource.RLIMIT_AS, memory_mb * 2**20), (resource.RLIMIT_CPU, cpu_seconds),
                          (resource.RLIMIT_FSIZE, file_mb * 2**20), (resource.RLIMIT_NPROC, 0),
                          (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_CORE, 0), (resource.RLIMIT_RTPRIO, 0),
-                         (resource.RLIMIT_NICE, 0), (resource.RLIMIT_MEMLOCK, 0), (resource.RLIMIT_MSGQUEUE, 0)]:
+                         (resource.RLIMIT_NICE, 0), (resource.RLIMIT_MEMLOCK, 0), (resource.RLIMIT_MSGQUEUE, 0),
+                         (resource.RLIMIT_SIGPENDING, 64)]:
         resource.setrlimit(limit, (value, value))
     if _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0: raise OSError(ctypes.get_errno(), "PR_SET_DUMPABLE failed")
 
@@ -101,6 +102,8 @@ _X86_64_DENY = {"fork": 57, "vfork": 58, "execve": 59, "execveat": 322, "socket"
                 "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "semget": 64, "semop": 65, "semctl": 66,
                 "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "mq_open": 240,
                 "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244, "mq_getsetattr": 245,
+                # counted per user, and so against root, who made the namespace: the server would run out of them
+                "inotify_init": 253, "inotify_add_watch": 254, "inotify_init1": 294,
                 # calls Python never makes: kernel surface, other processes, the kernel log, the machine's settings
                 "syslog": 103, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297, "uselib": 134, "personality": 135,
                 "ustat": 136, "sysfs": 139, "vhangup": 153, "modify_ldt": 154, "_sysctl": 156, "adjtimex": 159,
