@@ -259,17 +259,28 @@ class ChatService:
             with self.lock: self.in_flight -= 1
             reply.emit(*final)  # after the slot is free: whoever reads the end may send the next request at once
 
-    def reply(self, messages: list[dict], temperature: float = 0.8, top_k: int | None = 50, top_p: float | None = None,
-              max_tokens: int | None = None, seed: int | None = None) -> Reply:
-        "Queue a reply to `messages` (the conversation so far, ending with the user's message); raises LimitError."
-        max_tokens = self.limits.max_new_tokens if max_tokens is None else max_tokens
-        check_sampling(temperature, top_k, top_p, seed)
-        prompt, max_tokens = prepare_prompt(self.tokenizer, messages, self.limits, max_tokens, self.context)
+    def reserve(self):
+        "Take one of the max_in_flight slots now (LimitError 429 when none is free); reply(reserved=True) uses it, release() returns it."
         with self.lock:
             if self.in_flight >= self.limits.max_in_flight:
                 raise LimitError(f"the server is busy: {self.in_flight} requests in flight, the limit is "
                                  f"{self.limits.max_in_flight}; please try again in a moment", status=429, code="rate_limit_exceeded")
             self.in_flight += 1
+
+    def release(self):
+        with self.lock: self.in_flight -= 1
+
+    def reply(self, messages: list[dict], temperature: float = 0.8, top_k: int | None = 50, top_p: float | None = None,
+              max_tokens: int | None = None, seed: int | None = None, reserved: bool = False) -> Reply:
+        "Queue a reply to `messages` (the conversation so far, ending with the user's message); raises LimitError."
+        try:
+            max_tokens = self.limits.max_new_tokens if max_tokens is None else max_tokens
+            check_sampling(temperature, top_k, top_p, seed)
+            prompt, max_tokens = prepare_prompt(self.tokenizer, messages, self.limits, max_tokens, self.context)
+        except BaseException:
+            if reserved: self.release()  # refused: the slot taken for it goes back
+            raise
+        if not reserved: self.reserve()
         reply = Reply(prompt, max_tokens, temperature, top_k, top_p, seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
         self.jobs.put(reply)
         return reply

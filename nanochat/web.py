@@ -132,18 +132,24 @@ class ApiHandler(RequestHandler):
 class ChatCompletionsHandler(ApiHandler):
     "POST /v1/chat/completions in OpenAI's format, streamed as server-sent events when asked."
     def prepare(self):  # the headers are in, the body is not
-        self.chunks, self.size, self.reply, self.closed, limit = [], 0, None, False, self.service.limits.max_request_bytes
-        self.refused = check_headers(self.request, self.service.limits, self.hosts) if self.request.method == "POST" else None
-        if declared_length(self.request) > drain_limit(limit): return self.fail(self.refused)  # too much to read: answer, close
-        self.request.connection.set_max_body_size(drain_limit(limit))
+        self.chunks, self.size, self.reply, self.closed, self.slot = [], 0, None, False, False
+        limits = self.service.limits
+        self.refused = check_headers(self.request, limits, self.hosts) if self.request.method == "POST" else None
+        if self.refused is None and self.request.method == "POST":
+            try: self.service.reserve(); self.slot = True  # counted in flight from now: the body held is bounded too
+            except LimitError as e: self.refused = e
+        if declared_length(self.request) > drain_limit(limits.max_request_bytes):  # too much to read: answer now, and close
+            return self.fail(self.refused or too_large(declared_length(self.request), limits))
+        self.request.connection.set_max_body_size(drain_limit(limits.max_request_bytes))
 
     def data_received(self, chunk: bytes):
         self.size += len(chunk)
-        if self.size <= self.service.limits.max_request_bytes: self.chunks.append(chunk)  # past the limit: read, dropped
+        if not self.refused and self.size <= self.service.limits.max_request_bytes: self.chunks.append(chunk)  # else read, dropped
 
     async def post(self):
         self.refused = self.refused or (too_large(self.size, self.service.limits) if self.size > self.service.limits.max_request_bytes else None)
         if self.refused: return self.fail(self.refused)
+        self.slot = False  # the slot is start()'s now: reply() keeps it, a refusal gives it back
         try: request, reply = await off_loop(self.start, self.chunks)
         except LimitError as e: return self.fail(e)
         if self.closed: reply.cancelled.set(); return  # the client left while we were reading it
@@ -153,8 +159,9 @@ class ChatCompletionsHandler(ApiHandler):
 
     def start(self, chunks: list[bytes]) -> tuple[dict, Reply]:
         "On a PREPARE thread: parse and check the body, render and tokenize the conversation, queue the reply."
-        request = read_request(b"".join(chunks), self.service.limits)
-        return request, self.service.reply(request["messages"], **request["sampling"])
+        try: request = read_request(b"".join(chunks), self.service.limits)
+        except BaseException: self.service.release(); raise
+        return request, self.service.reply(request["messages"], **request["sampling"], reserved=True)
 
     def usage(self, reply):
         return {"prompt_tokens": len(reply.prompt), "completion_tokens": reply.completion_tokens,
@@ -186,8 +193,12 @@ class ChatCompletionsHandler(ApiHandler):
     async def send(self, obj):
         self.write(f"data: {json.dumps(obj)}\n\n"); await self.flush()
 
+    def on_finish(self):  # answered before the body was parsed (refused): a slot taken is given back
+        if getattr(self, "slot", False): self.slot = False; self.service.release()
+
     def on_connection_close(self):
         self.closed = True
+        self.on_finish()  # the client left while sending its body
         if getattr(self, "reply", None) is not None: self.reply.cancelled.set()
 
 # %% ../nbs/09b_web.ipynb #8d551e12

@@ -551,6 +551,31 @@ def test_health_answers_while_a_big_request_is_prepared(tiny):
     assert answer["usage"]["prompt_tokens"] <= model.config.sequence_len  # the long turn was dropped to fit
 
 
+def test_a_request_counts_in_flight_from_its_headers(tiny):
+    "Requests still being read or tokenized hold their slots: past max_in_flight the next is a 429 before its body is parsed; "
+    "a refused, failed or abandoned upload gives its slot back."
+    model, tok = tiny
+    service = ChatService([Engine(model, tok)], Limits(max_new_tokens=4, max_in_flight=2), name="gated")
+    gated = service.tokenizer = GatedTokenizer(tok)
+    body = json.dumps({"messages": H, "max_tokens": 4}).encode()
+    with in_process(service) as url, ThreadPoolExecutor(2) as pool:
+        held = [pool.submit(post, url, body) for _ in range(2)]
+        wait_until(lambda: service.in_flight == 2, 60, "two requests held in the tokenizer")
+        status, answer = post(url, body)
+        assert status == 429 and answer["error"]["type"] == "rate_limit_error" and "busy" in answer["error"]["message"]
+        gated.gate.set()
+        assert [f.result(timeout=120)[0] for f in held] == [200, 200]
+        wait_until(lambda: service.in_flight == 0, 30, "the slots to come back")
+        assert post(url, b"{not json")[0] == 400 and post(url, json.dumps({"messages": H, "n": 5}).encode())[0] == 400
+        assert service.in_flight == 0
+        host, port = urllib.parse.urlsplit(url).hostname, urllib.parse.urlsplit(url).port
+        with socket.create_connection((host, port)) as s:  # an upload abandoned half-way
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+            wait_until(lambda: service.in_flight == 1, 30, "the upload to take a slot")
+        wait_until(lambda: service.in_flight == 0, 30, "the abandoned upload's slot to come back")
+        assert post(url, body)[0] == 200
+
+
 def test_the_chat_app_tokenizes_off_the_event_loop(tiny):
     "The page's callback too: while the app's request is held in the tokenizer, the loop runs other work."
     model, tok = tiny
