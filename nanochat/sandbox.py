@@ -290,6 +290,9 @@ def run_python(code: str, timeout: float = 5.0, memory_mb: int = 512, max_output
     if not isinstance(code, str): raise TypeError(f"code must be a str, got {type(code).__name__}")
     if not 0 < timeout < math.inf: raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
     if memory_mb < 64: raise ValueError(f"memory_mb={memory_mb} is too small to start Python (at least 64)")
+    if file_mb < 1 or max_files < 1:  # tmpfs reads size=0 and nr_inodes=0 as "unlimited"
+        raise ValueError(f"file_mb={file_mb} and max_files={max_files} must be at least 1 (0 would mean no quota)")
+    if max_output_bytes < 0: raise ValueError(f"max_output_bytes must be >= 0, got {max_output_bytes}")
     if (why := _preflight()): return _unavailable(why)
     as_root, deadline = os.geteuid() == 0, time.monotonic() + timeout
     proc, info_r, info_w, block_r, block_w = None, -1, -1, -1, -1

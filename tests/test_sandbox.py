@@ -148,6 +148,10 @@ def test_bad_arguments_get_clear_errors():
     for bad in (float("inf"), float("nan"), -1):  # an endless run is not a sandboxed one
         with pytest.raises(ValueError, match="timeout must be a positive number"): run_python("pass", timeout=bad)
     with pytest.raises(ValueError, match="memory_mb"): run_python("pass", memory_mb=8)
+    # tmpfs reads size=0 and nr_inodes=0 as "no limit": a caller asking for no files must not get an unlimited disk
+    with pytest.raises(ValueError, match="file_mb"): run_python("pass", file_mb=0)
+    with pytest.raises(ValueError, match="max_files"): run_python("pass", max_files=0)
+    with pytest.raises(ValueError, match="max_output_bytes"): run_python("pass", max_output_bytes=-1)
 
 
 @pytest.mark.parametrize("expr,value", [("2 + 3", "5"), ("48 / 2", "24"), ("0.1 + 0.2", "0.3"), ("7 * 6.5", "45.5"),
