@@ -535,3 +535,13 @@ def test_nothing_is_charged_to_the_servers_user(server):
     r = attack("import os, signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGRTMIN])\n"
                "for _ in range(1000): os.kill(os.getpid(), signal.SIGRTMIN)\nsignal.alarm(1); signal.pause()")
     assert not r.ok and "SIGALRM" in r.error, r  # the kernel's own signals still come through past the 64
+
+
+def test_no_seccomp_no_run(monkeypatch):
+    # the filter is written for x86-64's system call numbers; elsewhere (arm64, say) the code ran without it, with
+    # guards saying "no-seccomp": a layer that cannot be had means the code is not run, and the result says why
+    import nanochat.sandbox as sb
+    monkeypatch.setattr(sb, "_SECCOMP_ARCH", False)
+    monkeypatch.setattr(sb.platform, "machine", lambda: "aarch64")
+    r = run_python("print('ran')")
+    assert (r.ok, r.stdout) == (False, "") and r.error.startswith("sandbox unavailable") and "x86-64" in r.error and "aarch64" in r.error, r
