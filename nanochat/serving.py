@@ -112,7 +112,8 @@ def check_sampling(temperature: float, top_k: int | None, top_p: float | None, s
     if top_k is not None and not top_k >= 1: raise LimitError(f"top_k must be at least 1 (or null), got {top_k}", param="top_k", code="out_of_range")
     if top_p is not None and not 0 < top_p <= 1: raise LimitError(f"top_p must be in (0, 1] (or null), got {top_p}", param="top_p", code="out_of_range")
     if seed is not None and not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
-        raise LimitError(f"seed must be a signed 64-bit integer (-2**63 to 2**63 - 1), got {seed}", param="seed", code="out_of_range")
+        shown = str(seed) if len(str(seed)) <= 24 else f"{str(seed)[:20]}… ({len(str(seed))} digits)"
+        raise LimitError(f"seed must be a signed 64-bit integer (-2**63 to 2**63 - 1), got {shown}", param="seed", code="out_of_range")
 
 # %% ../nbs/09_serving.ipynb #17361711
 def prepare_prompt(tokenizer: Tokenizer, messages: list[dict], limits: Limits, max_new_tokens: int,

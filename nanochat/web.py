@@ -231,7 +231,7 @@ def serve(service: ChatService, port: int = 5006, address: str = "127.0.0.1", sh
                     extra_patterns=routes, **kwargs)
 
 # %% ../nbs/09b_web.ipynb #30a1aff6
-DRAIN_BYTES = 64 * 2**20  # bodies up to this (or 4x the limit) are read to their end even when refused, so the client reads the answer
+DRAIN_BYTES = 2**30  # bodies up to this (or 4x the limit) are read to their end, kept or not, so the client reads the answer
 
 def drain_limit(limit: int) -> int: return max(DRAIN_BYTES, 4 * limit)
 
@@ -333,7 +333,7 @@ def validate_request(body, limits: Limits) -> dict:
             kinds = FIELDS[key] if isinstance(FIELDS[key], tuple) else (FIELDS[key],)
             raise LimitError(f"{key} must be {' or '.join(KINDS[k] for k in kinds)}, got {shown(value)}", param=key, code="invalid_type")
         if key in UNSUPPORTED and value not in UNSUPPORTED[key]:  # the type is checked: true is not 1 here
-            raise LimitError(f"{key}={shown(value)} is not supported by this server" + (f" (only {shown(UNSUPPORTED[key][0])})" if UNSUPPORTED[key] else ""),
+            raise LimitError(f"{key}={shown(value)} is not supported by this server" + (f" (only {' or '.join(json.dumps(ok) for ok in UNSUPPORTED[key])})" if UNSUPPORTED[key] else ""),
                              param=key, code="unsupported_parameter")
     get = lambda key, default=None: default if body.get(key) is None else body[key]
     if get("max_tokens") is not None and get("max_completion_tokens") is not None and body["max_tokens"] != body["max_completion_tokens"]:
