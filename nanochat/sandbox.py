@@ -222,7 +222,7 @@ def _sandbox_child():
 
 # %% ../nbs/06a_sandbox.ipynb #992fe12b
 def _map_ids(info_fd: int, deadline: float) -> str | None:
-    "Wait for bwrap's new user namespace and map its ids: 0 (for bwrap's set-up) and nobody; None, or why not."
+    "Wait for bwrap's new user namespace, map its ids (0 for bwrap's set-up, and nobody), make it the OOM killer's first pick; None, or why not."
     data, poll = b"", select.poll()  # poll, not select: a busy server's descriptors are numbered past select's 1024
     poll.register(info_fd, select.POLLIN)
     while not data.rstrip().endswith(b"}"):
@@ -233,11 +233,17 @@ def _map_ids(info_fd: int, deadline: float) -> str | None:
     try:
         pid = json.loads(data)["child-pid"]
         for name, line in [("uid_map", f"0 0 1\n{_NOBODY} {_NOBODY} 1\n"), ("setgroups", "deny"),
-                           ("gid_map", f"0 0 1\n{_NOBODY} {_NOBODY} 1\n")]:
+                           ("gid_map", f"0 0 1\n{_NOBODY} {_NOBODY} 1\n"), ("oom_score_adj", "1000")]:
             with open(f"/proc/{pid}/{name}", "w") as f: f.write(line)
     except (OSError, ValueError, KeyError) as e:
         return f"could not map the sandbox's user ids ({e})"
     return None
+
+def _oom_first(pid: int):
+    "oom_score_adj 1000: when memory runs out, the kernel kills this process (and what it starts) before any other."
+    try:
+        with open(f"/proc/{pid}/oom_score_adj", "w") as f: f.write("1000")
+    except OSError: pass  # already gone: bwrap failed, its stderr says why
 
 # %% ../nbs/06a_sandbox.ipynb #f07cf925
 def _read_bounded(fds: dict, deadline: float, limits: dict) -> tuple[dict, str | None]:
@@ -304,6 +310,7 @@ def run_python(code: str, timeout: float = 5.0, memory_mb: int = 512, max_output
                                 stderr=subprocess.PIPE, pass_fds=(info_w, block_r) if as_root else (), env={},
                                 start_new_session=True, **({"extra_groups": []} if as_root else {}))
         os.close(info_w); os.close(block_r); info_w = block_r = -1
+        _oom_first(proc.pid)  # bwrap; as root its namespace's first process too, before it starts the code (_map_ids)
         if as_root:
             if (why := _map_ids(info_r, deadline)): return _unavailable(why)
             try: os.write(block_w, b"1")

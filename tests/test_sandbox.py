@@ -545,3 +545,22 @@ def test_no_seccomp_no_run(monkeypatch):
     monkeypatch.setattr(sb.platform, "machine", lambda: "aarch64")
     r = run_python("print('ran')")
     assert (r.ok, r.stdout) == (False, "") and r.error.startswith("sandbox unavailable") and "x86-64" in r.error and "aarch64" in r.error, r
+
+
+def test_the_oom_killer_takes_the_sandbox_first(server):
+    # a server in a memory-limited cgroup (docker --memory) shares it with the sandbox: when the code fills what is
+    # left, the kernel's OOM killer picks the biggest process, the server with its model, unless the sandbox asks first
+    t = threading.Thread(target=attack, args=("import time; x = bytearray(50 * 2**20); time.sleep(3)",), kwargs={"timeout": 8}); t.start()
+    def sandboxed():  # the sandboxed interpreters, once they are nobody: their oom_score_adj
+        found = {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                status = open(f"/proc/{pid}/status").read()
+                if "_sandbox_child" in open(f"/proc/{pid}/cmdline").read() and status.split("Uid:")[1].split("\n")[0].split() == ["65534"] * 4:
+                    found[pid] = open(f"/proc/{pid}/oom_score_adj").read().strip()
+            except (OSError, IndexError): pass
+        return found
+    seen = _wait_for(sandboxed, 8)
+    t.join()
+    assert seen and set(seen.values()) == {"1000"}, seen
+    assert open("/proc/self/oom_score_adj").read().strip() != "1000"  # and not us
