@@ -411,3 +411,12 @@ def test_chat_eval_rejects_unknown_tasks_and_models():
         load_source("chat_sft")
     usage = subprocess.run([sys.executable, "-m", "nanochat.chat_eval", "--help"], capture_output=True, text=True, check=True).stdout
     assert "-i SOURCE" in usage and "-a TASK_NAME" in usage  # nanochat's short flags
+
+
+def test_the_smoke_runs_base_eval_reads_the_training_logs_validation_sample(smoke_run):
+    "Issue 16: the same checkpoint's val bpb is one number in the training log and in base_eval (the same fixed sample)."
+    records = [json.loads(l) for l in (smoke_run.run_dir / "metrics.jsonl").read_text().splitlines()]
+    trained = [r for r in records if r["stage"] == "base_train" and "val_bpb" in r]
+    evaluated = next(r for r in records if r["stage"] == "base_eval")
+    assert evaluated["step"] == trained[-1]["step"]
+    assert evaluated["val_bpb"] == pytest.approx(trained[-1]["val_bpb"], rel=1e-9)
