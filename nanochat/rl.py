@@ -18,7 +18,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .engine import Engine
-from .eval import gsm8k_answer
+from .chat_scoring import gsm8k_answer
 
 # %% ../nbs/08_rl.ipynb #629bb09d
 def answer_reward(completion: str, answer: str) -> float:

@@ -341,7 +341,7 @@ def behaviour_eval(model, tokenizer, n_arithmetic: int = 40, max_tokens: int = 4
     "Fractions of held-out questions where the model names itself, calls the calculator, and answers right (greedy)."
     from nanochat.chat_data import MODEL_NAME, identity_questions
     from nanochat.engine import Engine
-    from nanochat.eval import gsm8k_answer
+    from nanochat.chat_scoring import gsm8k_answer
     engine, was_training = Engine(model.eval(), tokenizer), model.training
     def replies(questions):
         prompts = [tokenizer.render_for_completion([{"role": "user", "content": q}]) for q in questions]

@@ -45,7 +45,7 @@ def test_arithmetic_splits_are_disjoint_and_difficulties_hold():
 
 
 def test_worked_solution_calls_the_calculator_and_ends_with_the_answer():
-    from nanochat.eval import gsm8k_answer
+    from nanochat.chat_scoring import gsm8k_answer
     for p in cd.arithmetic_problems(50, seed=3):
         conv = cd.problem_conversation(p)
         parts = conv[1]["content"]
