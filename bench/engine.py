@@ -2,6 +2,7 @@
 
     python bench/engine.py                      # CPU: d4 and d8, vocab 32,768, a 1,024-token prompt, batch 1 and 8
     python bench/engine.py --depths 4 --repeats 5 --threads 1
+    python bench/engine.py --threads 1 --clock cpu  # CPU seconds instead of elapsed: a loaded machine's waits left out
     python bench/engine.py --device cuda        # on a GPU (bfloat16 weights; int8 is CPU-only and skipped)
 
 Every figure is printed beside its baseline, measured in the same run: the variants take turns (interleaved,
@@ -34,9 +35,12 @@ def sync(device):
     if device.type == "cuda": torch.cuda.synchronize()
 
 
+CLOCK = time.perf_counter  # --clock cpu: time.process_time, this process's CPU seconds (all its threads)
+
+
 def timed(fn, device) -> float:
-    sync(device); start = time.perf_counter(); fn(); sync(device)
-    return time.perf_counter() - start
+    sync(device); start = CLOCK(); fn(); sync(device)
+    return CLOCK() - start
 
 
 @torch.inference_mode()
@@ -154,15 +158,22 @@ def main():
     parser.add_argument("--uncached-tokens", type=int, default=2, help="decode steps timed without the cache (each is a full forward)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of every measurement (the median is printed)")
     parser.add_argument("--bpb-tokens", type=int, default=65_536, help="validation tokens for the quality check (checkpoint path)")
+    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"], help="wall: seconds elapsed; cpu: this "
+                        "process's CPU seconds, which other jobs on a shared machine barely move (CPU only; with --threads 1 "
+                        "it is the work done, without the time spent waiting for a core)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default. On a busy machine "
                         "1 can be faster: small decode ops spin-wait on each other across threads")
     args = parser.parse_args()
     args.batches = [int(b) for b in args.batches.split(",")]
     if args.threads: torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.clock == "cpu":
+        if device.type != "cpu": parser.error("--clock cpu times CPU work: a GPU's is not counted, use --clock wall")
+        global CLOCK
+        CLOCK = time.process_time
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"vocab {args.vocab_size:,}, {name}, torch {torch.__version__}, load average {os.getloadavg()[0]:.2f} "
-          f"on {os.cpu_count()} cores")
+    print(f"vocab {args.vocab_size:,}, {name}, torch {torch.__version__}, {args.clock} clock, load average "
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(f"{'':4s} {'batch':>5s}  {'phase':8s} {'variant':22s} {'tok/s':>10s}   {'baseline':26s} {'tok/s':>10s} {'ratio':>8s}")
     for depth in (int(d) for d in args.depths.split(",")): bench_depth(args, depth, device)
     if device.type == "cpu": quality(args)
