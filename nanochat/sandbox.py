@@ -104,6 +104,8 @@ _X86_64_DENY = {"fork": 57, "vfork": 58, "execve": 59, "execveat": 322, "socket"
                 "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244, "mq_getsetattr": 245,
                 # counted per user, and so against root, who made the namespace: the server would run out of them
                 "inotify_init": 253, "inotify_add_watch": 254, "inotify_init1": 294,
+                # a lock on a read-only file of the view holds it against the server (fcntl's locks: see _FCNTL_LOCKS)
+                "flock": 73,
                 # calls Python never makes: kernel surface, other processes, the kernel log, the machine's settings
                 "syslog": 103, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297, "uselib": 134, "personality": 135,
                 "ustat": 136, "sysfs": 139, "vhangup": 153, "modify_ldt": 154, "_sysctl": 156, "adjtimex": 159,
@@ -116,6 +118,7 @@ _X86_64_NEWER_OK = (436, 439, 441)  # except close_range, faccessat2 and epoll_p
 _X86_64_CLONE, _X86_64_KILL, _X86_64_TGKILL = 56, 62, 234
 _X86_64_IOCTL, _X86_64_PRLIMIT, _X86_64_SETPRIORITY, _X86_64_PRCTL, _PR_SET_DUMPABLE = 16, 302, 141, 157, 4
 _CLONE_THREAD, _TIOCSTI, _TIOCLINUX = 0x00010000, 0x5412, 0x541C
+_X86_64_FCNTL, _FCNTL_LOCKS = 72, (6, 7, 37, 38)  # F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW
 
 # %% ../nbs/06a_sandbox.ipynb #6e53b32b
 _LD, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, …, BPF_RET|K
@@ -130,13 +133,14 @@ def _seccomp_program(pid: int) -> list[tuple]:
     prog += [(_JEQ, "deny", 0, nr) for nr in _X86_64_DENY.values()]
     prog += [(_JEQ, "clone", 0, _X86_64_CLONE), (_JEQ, "signal", 0, _X86_64_KILL), (_JEQ, "signal", 0, _X86_64_TGKILL),
              (_JEQ, "ioctl", 0, _X86_64_IOCTL), (_JEQ, "self0", 0, _X86_64_PRLIMIT), (_JEQ, "self1", 0, _X86_64_SETPRIORITY),
-             (_JEQ, "prctl", 0, _X86_64_PRCTL), (_RET, 0, 0, _ALLOW)]
+             (_JEQ, "prctl", 0, _X86_64_PRCTL), (_JEQ, "fcntl", 0, _X86_64_FCNTL), (_RET, 0, 0, _ALLOW)]
     blocks = {"clone": [(_LD, 0, 0, 16), (_JSET, 0, "deny", _CLONE_THREAD), (_RET, 0, 0, _ALLOW)],  # threads only
               "signal": [(_LD, 0, 0, 16), (_JEQ, 0, "deny", pid), (_RET, 0, 0, _ALLOW)],            # kill/tgkill: only ourselves
               "ioctl": [(_LD, 0, 0, 24), (_JEQ, "deny", 0, _TIOCSTI), (_JEQ, "deny", 0, _TIOCLINUX), (_RET, 0, 0, _ALLOW)],
               "self0": [(_LD, 0, 0, 16), (_JEQ, 0, "deny", 0), (_RET, 0, 0, _ALLOW)],  # prlimit64(pid): only 0 = ourselves
               "self1": [(_LD, 0, 0, 24), (_JEQ, 0, "deny", 0), (_RET, 0, 0, _ALLOW)],  # setpriority(which, who): only 0
               "prctl": [(_LD, 0, 0, 16), (_JEQ, "deny", 0, _PR_SET_DUMPABLE), (_RET, 0, 0, _ALLOW)],  # no dumpable again
+              "fcntl": [(_LD, 0, 0, 24)] + [(_JEQ, "deny", 0, cmd) for cmd in _FCNTL_LOCKS] + [(_RET, 0, 0, _ALLOW)],  # no locks
               "newer": [(_JEQ, "allow", 0, nr) for nr in _X86_64_NEWER_OK] + [(_RET, 0, 0, _errno(38))],  # ENOSYS
               "allow": [(_RET, 0, 0, _ALLOW)], "deny": [(_RET, 0, 0, _errno(1))]}                          # EPERM
     labels = {}

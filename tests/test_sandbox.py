@@ -564,3 +564,16 @@ def test_the_oom_killer_takes_the_sandbox_first(server):
     t.join()
     assert seen and set(seen.values()) == {"1000"}, seen
     assert open("/proc/self/oom_score_adj").read().strip() != "1000"  # and not us
+
+
+def test_no_lock_on_the_servers_files(server):
+    # a read-only file can still be locked: flock(LOCK_EX), or an fcntl read lock, on a file in the view (this package,
+    # the interpreter) held it against the server for the whole run
+    for code in ["import fcntl; fcntl.flock(open('/opt/nanochat/__init__.py'), fcntl.LOCK_EX)",
+                 "import fcntl, struct; f = open('/opt/nanochat/__init__.py'); fcntl.fcntl(f, fcntl.F_SETLK, struct.pack('hhqqi', fcntl.F_RDLCK, 0, 0, 0, 0))",
+                 "import fcntl, struct; f = open('/opt/nanochat/__init__.py'); fcntl.fcntl(f, 37, struct.pack('hhqqi', fcntl.F_RDLCK, 0, 0, 0, 0))",  # F_OFD_SETLK
+                 "import fcntl; fcntl.lockf(open('mine', 'w'), fcntl.LOCK_EX)"]:  # locks are refused everywhere, the workdir too
+        r = attack(code)
+        assert not r.ok and "Operation not permitted" in r.error, (code, r)
+    r = attack("import fcntl, os; fd = os.open('x', os.O_CREAT | os.O_RDWR); fcntl.fcntl(fd, fcntl.F_SETFL, os.O_NONBLOCK); print(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK > 0)")
+    assert r.ok and r.stdout == "True\n", r  # fcntl itself still works
