@@ -7,7 +7,7 @@ __all__ = ['letter_ids', 'gsm8k_answer', 'extract_code', 'humaneval_program', 'c
            'chat_conversation', 'evaluate_chat_task', 'chatcore', 'engine_generate']
 
 # %% ../nbs/07b_chat_eval.ipynb #9f4194f4
-import re
+import re, secrets
 
 import torch
 
@@ -57,17 +57,22 @@ def extract_code(completion: str) -> str:
     m = re.search(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|$)", completion, re.DOTALL)
     return m.group(1) if m else completion
 
-def humaneval_program(problem: dict, completion: str) -> str:
-    "A program that exits with an error unless `completion` solves the HumanEval problem."
+def humaneval_program(problem: dict, completion: str, done: str = "") -> str:
+    "A program that exits with an error unless `completion` solves the HumanEval problem; prints `done` last if it gets there."
     code = extract_code(completion)
     body = code if re.search(rf"^def {re.escape(problem['entry_point'])}\b", code, re.M) is None else "\n" + code
-    return problem["prompt"] + body + "\n\n" + problem["test"] + f"\n\ncheck({problem['entry_point']})\n"
+    end = f"print({done!r})\n" if done else ""
+    return problem["prompt"] + body + "\n\n" + problem["test"] + f"\n\ncheck({problem['entry_point']})\n" + end
 
 # %% ../nbs/07b_chat_eval.ipynb #be0352e2
 def check_humaneval(problem: dict, completion: str, timeout: float = 10.0) -> bool:
-    "Whether `completion` passes the problem's tests, run in the sandbox."
+    "Whether `completion` passes the problem's tests, run in the sandbox: exit status 0 *and* the run reached its end."
     from nanochat.sandbox import run_python  # lesson 06's sandbox: a separate, locked-down process
-    return run_python(humaneval_program(problem, completion), timeout=timeout).ok
+    done = secrets.token_hex(16)  # printed after check(): code that exits early with status 0 never prints it
+    result = run_python(humaneval_program(problem, completion, done), timeout=timeout)
+    if (result.error or "").startswith("sandbox unavailable"):  # never a silent 0: the model was not judged at all
+        raise RuntimeError(f"HumanEval cannot be scored here: {result.error}")
+    return result.ok and result.stdout.rstrip().endswith(done)
 
 # %% ../nbs/07b_chat_eval.ipynb #93d68c8f
 def gsm8k_correct(example: dict, completion: str) -> bool:

@@ -88,6 +88,21 @@ def test_humaneval_accepts_a_whole_function_in_a_fence_and_times_out_loops():
     assert not check_humaneval(p, "    import os; os.system('true')\n    return True\n")
 
 
+@pytest.mark.parametrize("exit_early", ["import sys; sys.exit(0)", "import os; os._exit(0)", "raise SystemExit(0)", "raise SystemExit"])
+def test_humaneval_does_not_pay_a_completion_that_exits_before_the_tests(exit_early):
+    "The classic reward hack: exit with status 0 before check() runs. Only a run that reaches its end passes."
+    p = load_chat_task("HumanEval")[0]
+    assert not check_humaneval(p, "    return None\n" + exit_early + "\n"), exit_early
+    assert check_humaneval(p, p["canonical_solution"]), "the real solution still passes"
+
+
+def test_humaneval_is_an_error_not_a_zero_when_the_sandbox_cannot_run(monkeypatch):
+    import nanochat.sandbox as sandbox
+    monkeypatch.setattr(sandbox, "run_python", lambda code, timeout: sandbox._unavailable("no bwrap on this machine"))
+    with pytest.raises(RuntimeError, match="cannot be scored here: sandbox unavailable"):
+        check_humaneval(load_chat_task("HumanEval")[0], "    return 1\n")
+
+
 def test_chat_mc_reads_the_letter_logits():
     class Favourite(nn.Module):
         def __init__(self, token): super().__init__(); self.token = token
