@@ -145,7 +145,7 @@ def stage_time_table(run: str, gpu_hour_price: float = 3.0) -> str:
 TRAIN_STAGES = ["base_train", "mid_train", "chat_sft", "chat_rl"]
 
 def save_loss_png(records: list[dict], path, title: str = "") -> Path:
-    "Train loss (left) and validation bpb (right, if logged) against the step, integer ticks; returns the path."
+    "Train loss (left) and validation bpb (right, if logged) against the step, integer ticks; returns the path. (Matplotlib only: no Panel.)"
     from matplotlib.figure import Figure  # not pyplot: no GUI backend needed
     from matplotlib.ticker import MaxNLocator
     series = [(key, label) for key, label in (("loss", "train loss (nats/token)"), ("val_bpb", "validation bits per byte"))
@@ -160,6 +160,7 @@ def save_loss_png(records: list[dict], path, title: str = "") -> Path:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title: fig.suptitle(title)
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return Path(path)
 
@@ -182,8 +183,9 @@ def _core_note(run: str) -> str:
     if "core" not in base: return ""
     ran = base.get("core_tasks")
     if ran is None or ran == len(CORE_SPECS): return ""
-    return (f"CORE is the mean over the {ran} of {len(CORE_SPECS)} CORE tasks whose data is installed; the other "
-            f"{len(CORE_SPECS) - ran} need the eval bundle (`base_eval --core-data bundle`, online) and are left out, not scored.")
+    return (f"CORE is the mean over the {ran} of {len(CORE_SPECS)} CORE tasks whose data is on this machine; the other "
+            f"{len(CORE_SPECS) - ran} are left out, not scored. BIG-bench's six come with `python -m nanochat.dataset --bigbench` "
+            f"(358 MB from PyPI, once); all 22 with the eval bundle (`base_eval --core-data bundle`, online).")
 
 def _plots(run: str) -> str:
     "The loss-curve section, or '' when there is nothing to plot."

@@ -1,6 +1,7 @@
 """The loss view of lesson 04 (nanochat/plots.py): live updates, replay from metrics.jsonl, PNG and HTML."""
 from nanochat.common import log_metrics
-from nanochat.plots import LossReplay, LossView, curves, save_loss_png, write_loss_plots
+from nanochat.plots import LossReplay, LossView, curves, write_loss_plots
+from nanochat.report import save_loss_png
 
 
 def _records():
@@ -38,10 +39,10 @@ def test_replay_from_the_run_log_and_scrub():
 
 
 def test_png_and_html(tmp_path):
-    png = save_loss_png(_records(), tmp_path / "x" / "loss.png", title="t")
+    png = save_loss_png(_records(), tmp_path / "x" / "loss.png", title="t")  # the report's picture (lesson 05c)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     for r in _records(): log_metrics("r", "base_train", **r)
-    png, html = write_loss_plots("r")
-    assert png.name == "base_train_loss.png" and png.exists()
+    html = write_loss_plots("r")
+    assert html.name == "base_train_loss.html" and not list(html.parent.glob("*.png")), "the PNG is the report's to draw, once"
     text = html.read_text()
     assert "<html" in text.lower() and "Bokeh" in text and "The cat sat" in text
