@@ -147,7 +147,7 @@ def test_two_processes_take_the_same_step_as_one(tmp_path):
 
 def rl_flags(run, **kw):
     f = {**dict(run_name=run, num_steps=4, groups_per_step=4, num_samples=4, max_new_tokens=12, eval_problems=4, pass_k=4,
-                pool_size=16, eval_every=0, save_every=2, device_type="cpu"), **kw}
+                num_problems=16, eval_every=0, save_every=2, device_type="cpu"), **kw}
     return [x for k, v in f.items() for x in ([f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)]))]
 
 
@@ -223,6 +223,51 @@ def test_no_rl_training_problem_matches_a_gsm8k_test_problem():
     "Every curriculum level's training pool, masked (names, numbers), shares no text with GSM8K test."
     from nanochat.chat_data import arithmetic_problems, contamination
     from nanochat.chat_rl import CURRICULUM
-    questions = [p.question for steps, size in CURRICULUM for p in arithmetic_problems(200, "train", steps=steps, size=size, seed=42)]
+    questions = [p.question for steps, size, families in CURRICULUM
+                 for p in arithmetic_problems(200, "train", steps=steps, size=size, families=families, seed=42)]
     assert len(questions) == 200 * len(CURRICULUM)
     assert contamination(questions) == []
+
+
+def test_chat_rl_trains_on_gsm8k_train_downloaded_from_a_local_server(rl_base, tmp_path):
+    "--data gsm8k: GSM8K *train* through lesson 07's download (here from 127.0.0.1), a held-out slice of it, never the test split."
+    import functools, http.server, threading, urllib.parse
+    import pyarrow as pa, pyarrow.parquet as pq
+    from nanochat.chat_data import DOWNLOADS
+    from nanochat.chat_rl import gsm8k_problems
+    from nanochat.tokenizer import get_tokenizer
+    base, source = rl_base
+    rel = urllib.parse.unquote(DOWNLOADS["gsm8k_train"][0])
+    (tmp_path / "www" / rel).parent.mkdir(parents=True)
+    rows = [{"question": f"What is {a} plus {b}?", "answer": f"{a}+{b}=<<{a}+{b}={a + b}>>{a + b}\n#### {a + b:,}"}
+            for a in range(30, 40) for b in (1000, 1001)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "www" / rel)
+    asked = []
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a): pass
+        def do_GET(self): asked.append(urllib.parse.unquote(self.path)); super().do_GET()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(tmp_path / "www")))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {"NANOCHAT_CHAT_DATA_URL": f"http://127.0.0.1:{server.server_port}"}
+    try:
+        r = run_rl(rl_flags("gsm", source=source, tag="gsm", data="gsm8k", num_steps=2, save_every=0, num_problems=12,
+                            eval_problems=4), env=env)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert asked == ["/" + rel], f"expected one GET of GSM8K train, got {asked}"
+        recs = final_records("gsm")
+        assert sorted(recs) == [0, 1] and {x["level"] for x in recs.values()} == {0}, recs   # no curriculum on GSM8K
+        assert "GSM8K train" in (base / "runs" / "gsm" / "report" / "chat_rl.md").read_text()
+        too_many = run_rl(rl_flags("gsm2", source=source, tag="gsm2", data="gsm8k", num_problems=17, eval_problems=4), env=env)
+        assert too_many.returncode == 2 and too_many.stderr.strip().splitlines()[-1].startswith(
+            "error: --num-problems 17: GSM8K train has 20 problems"), too_many.stderr[-2000:]
+        assert len(asked) == 1, "the verified file is downloaded once and reused"
+    finally:
+        server.shutdown()
+    tok = get_tokenizer()
+    train, heldout = gsm8k_problems(tok, 12, 4, seed=42)
+    assert (len(train), len(heldout)) == (12, 4) and not {tok.decode(p) for p, _ in train} & {tok.decode(p) for p, _ in heldout}
+    assert gsm8k_problems(tok, 12, 4, seed=42) == (train, heldout) and gsm8k_problems(tok, 12, 4, seed=1)[0] != train
+    want = {f"What is {a} plus {b}?": str(a + b) for a in range(30, 40) for b in (1000, 1001)}   # '1,030' read as 1030
+    assert all(want[next(q for q in want if q in tok.decode(p))] == ans for p, ans in train + heldout)
+    r = run_rl(["--data", "gsm8k-test"])
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: --data 'gsm8k-test':"), r.stderr
