@@ -1,7 +1,7 @@
 """Where an RL step's time goes (lesson 08): sampling the groups vs the policy-gradient update, and sampled
 tokens/s with the KV cache vs without, measured in the same run.
 
-    python bench/rl.py                       # CPU preset sizes: d4 (width 256), 8 questions x 8 samples, 96 new tokens
+    python bench/rl.py                       # CPU preset sizes: d4 (width 256), 8 questions x 8 samples, 64 new tokens
     python bench/rl.py --source sft          # the SFT checkpoint in $NANOCHAT_BASE_DIR instead of a random d4
     python bench/rl.py --threads 1 --groups 4
 
@@ -28,7 +28,7 @@ def main():
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--groups", type=int, default=8, help="questions per step")
     ap.add_argument("--samples", type=int, default=8, help="samples per question")
-    ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch's default")
     args = ap.parse_args()
     if args.threads: torch.set_num_threads(args.threads)
