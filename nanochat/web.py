@@ -70,6 +70,8 @@ class ChatApp(pn.viewable.Viewer):
         self.service, self.history, self.answered, self._layout = service or get_service(), [], 0, None
         self.temperature = pn.widgets.FloatSlider(name="Temperature", start=0.0, end=1.5, step=0.05, value=0.8)
         self.top_k = pn.widgets.IntSlider(name="Top-k", start=1, end=200, value=50)
+        limit = self.service.limits.max_new_tokens  # a reply never gets more (and the context may leave less)
+        self.max_tokens = pn.widgets.IntSlider(name="Reply length (tokens)", start=1, end=limit, value=limit)
         self.new_chat = pn.widgets.Button(name="New conversation", button_type="primary")
         self.new_chat.on_click(self.new_conversation)
         self.chat = pn.chat.ChatInterface(callback=self.respond, callback_user=self.service.name, user="You",
@@ -81,7 +83,8 @@ class ChatApp(pn.viewable.Viewer):
     async def respond(self, contents: str, user: str, instance):
         self.history.append({"role": "user", "content": contents})
         try:
-            try: reply = await off_loop(self.service.reply, list(self.history), temperature=self.temperature.value, top_k=self.top_k.value)
+            try: reply = await off_loop(self.service.reply, list(self.history), temperature=self.temperature.value,
+                                         top_k=self.top_k.value, max_tokens=self.max_tokens.value)
             except LimitError as e:
                 self.history.pop(); yield f"⚠️ {e}"; return
             try:
@@ -103,7 +106,8 @@ class ChatApp(pn.viewable.Viewer):
 
     def __panel__(self):
         if self._layout is None:
-            controls = pn.Column("## nanochat", f"model: `{self.service.name}`", self.temperature, self.top_k, self.new_chat, width=260)
+            controls = pn.Column("## nanochat", f"model: `{self.service.name}`", self.temperature, self.top_k, self.max_tokens,
+                                 self.new_chat, width=260)
             self._layout = pn.Row(controls, self.chat, sizing_mode="stretch_width")
         return self._layout
 
@@ -227,7 +231,8 @@ def serve(service: ChatService, port: int = 5006, address: str = "127.0.0.1", sh
     routes = [(path, handler, {"service": service, "hosts": hosts}) for path, handler, _ in ROUTES]
     kwargs.setdefault("websocket_origin", sorted({f"{host}:{port}" for host in (address, "localhost", "127.0.0.1")}))
     print(f"nanochat: chat page http://{address}:{port}/ , API http://{address}:{port}/v1/chat/completions ({service.name})", flush=True)
-    return pn.serve({"/": lambda: ChatApp(service).__panel__()}, port=port, address=address, show=show, title="nanochat",
+    from nanochat.chat_page import page  # lesson 09c's page for every screen (it imports this module: here, not at the top)
+    return pn.serve({"/": lambda: page(ChatApp(service))}, port=port, address=address, show=show, title="nanochat",
                     extra_patterns=routes, **kwargs)
 
 # %% ../nbs/09b_web.ipynb #30a1aff6

@@ -187,7 +187,7 @@ def test_desktop(served, browser, tmp_path):
     assert textarea[0] >= right - 1, "the chat sits beside the sidebar, not under it"
     screenshot(browser, tmp_path, "chat-desktop-1280x800")
     titles = browser.execute_script(SLIDER_TITLES)
-    assert {"Temperature", "Top-k"} <= set(titles), titles
+    assert {"Temperature", "Top-k"} <= set(titles) and any(t.startswith("Reply length") for t in titles), titles
 
 
 def test_phone(served, browser, tmp_path):
@@ -218,3 +218,22 @@ def test_phone(served, browser, tmp_path):
     screenshot(browser, tmp_path, "chat-phone-390x844-settings")
     browser.find_element("id", "sidebar-toggle").click()
     wait_until(lambda: not sidebar_box(browser)[3], 10, "the sidebar to close")
+
+
+def test_reply_length_setting_bounds_the_reply(served, browser, smoke_base):
+    "Reply length 3: the page shows exactly the first 3 greedy tokens' text, as the service computes it here."
+    url, model = served
+    from nanochat.checkpoint import load_model
+    from nanochat.engine import Engine
+    from nanochat.serving import ChatService
+    stage = model.split("-")[1]
+    net, tok, _ = load_model(stage)
+    expected = ChatService([Engine(net.eval(), tok)]).complete([{"role": "user", "content": "Tell me about the sea"}],
+                                                               max_tokens=3, temperature=0).text
+    open_page(browser, url, 1280, 800)
+    title = next(t for t in browser.execute_script(SLIDER_TITLES) if t.startswith("Reply length"))
+    assert browser.execute_script(SET_SLIDER, "Temperature", 0.0) and browser.execute_script(SET_SLIDER, title, 3)
+    time.sleep(0.5)
+    send(browser, "Tell me about the sea")
+    shown = browser.execute_script(MESSAGES)[-1][1]
+    assert shown == expected.strip(), f"with a reply length of 3 the page shows {shown!r}, the model's 3 greedy tokens are {expected!r}"
