@@ -56,7 +56,7 @@ if (window.innerWidth <= {NARROW}) {{
 def page(app: nanochat.web.ChatApp) -> pn.template.BootstrapTemplate:
     "The chat page around `app` (one browser session's ChatApp): sidebar of settings, the chat pinned to the window."
     label, about = model_label(app.service.name)
-    app.chat.param.update(callback_user=label, sizing_mode="stretch_both", auto_scroll_limit=400,
+    app.chat.param.update(callback_user=label, sizing_mode="stretch_both", auto_scroll_limit=2000,
                           message_params={"stylesheets": [MESSAGE_CSS]})
     settings = [w for w in (app.temperature, app.top_k, getattr(app, "max_tokens", None)) if w is not None]
     for widget in settings: widget.sizing_mode = "stretch_width"
