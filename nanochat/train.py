@@ -7,7 +7,8 @@ __all__ = ['BPB_SEED', 'SAMPLE_CHARS', 'PROMPTS', 'GPU_PEAK_FLOPS', 'CPU_PEAK_SI
            'train_step', 'Batches', 'num_iterations_for', 'evaluate_bpb', 'window_starts', 'window_tokens',
            'sample_documents', 'BpbSample', 'sample', 'gpu_peak_flops', 'measure_matmul_flops', 'cpu_peak_flops',
            'peak_flops', 'memory_mb', 'broadcast_weights', 'check_replicas_in_sync', 'autocast_for',
-           'check_resume_flags', 'archive_checkpoints', 'prune_checkpoints', 'pretrain']
+           'check_resume_flags', 'archive_checkpoints', 'prune_checkpoints', 'resume_run', 'fresh_start',
+           'write_train_report', 'pretrain']
 
 # %% ../nbs/04d_training.ipynb #309d39f6
 import functools, math, random, resource, shutil, sys, time
@@ -286,6 +287,35 @@ def prune_checkpoints(stage: str, tag: str, keep: int):
     for step in complete_steps(stage, tag)[:-keep] if keep > 0 else []:
         shutil.rmtree(checkpoint_root(stage, tag) / f"step_{step:06d}")
 
+# %% ../nbs/04d_training.ipynb #8aff9c7d
+def resume_run(model, optimizers, batches, tag: str, flags: dict, rank: int, world: int, device) -> int:
+    "Load the latest complete checkpoint of base_train/`tag` into model, optimizers, batches and the RNG; returns its step."
+    state, optim_states, meta = load_checkpoint("base_train", tag, device=device, rank=rank)
+    check_resume_flags(meta["flags"], flags, meta["world_size"], world)
+    model.load_state_dict(state)
+    for opt, s in zip(optimizers, optim_states): opt.load_state_dict(s)
+    batches.load_state_dict(meta["loader_state"][rank])
+    set_rng_state(meta["rng"][rank])
+    print0(f"resumed {tag} from step {meta['step']}")
+    return meta["step"]
+
+# %% ../nbs/04d_training.ipynb #4d9d80be
+def fresh_start(model, tag: str, rank: int) -> int:
+    "Archive old checkpoints of base_train/`tag` (rank 0) and broadcast rank 0's weights; returns step 0."
+    if rank == 0 and (old := archive_checkpoints("base_train", tag)): print0(f"moved old checkpoints of {tag} to {old}")
+    broadcast_weights(model)
+    return 0
+
+# %% ../nbs/04d_training.ipynb #3181f00a
+def write_train_report(run_name: str, config: dict, metrics: dict):
+    "The HTML loss plot (if Panel is installed) and the 'Base model training' report section of run `run_name`."
+    try: from nanochat.plots import write_loss_plots  # Panel takes seconds to import: only here, at the end
+    except ImportError: print0("Panel not installed: no HTML loss plot (report.md draws the PNG)"); write_loss_plots = None
+    if write_loss_plots: write_loss_plots(run_name)
+    table = {k: v for k, v in metrics.items() if k not in ("losses", "val_bpbs")}
+    write_report_section(run_name, "base_train", "Base model training", config=config, metrics=table,
+                         seconds=metrics["wall_seconds"], text="Interactive loss curves: `base_train_loss.html`.")
+
 # %% ../nbs/04d_training.ipynb #f39decae
 def pretrain(run_name: str = "default", depth: int = 20, max_seq_len: int = 2048, device_batch_size: int = 32,
              total_batch_size: int = 524_288, num_iterations: int = -1, target_param_data_ratio: float = 20.0,
@@ -316,19 +346,7 @@ def pretrain(run_name: str = "default", depth: int = 20, max_seq_len: int = 2048
     val_sample = BpbSample(tokenizer, "val", eval_tokens, max_seq_len, rank, world) if eval_every > 0 else None
     batches = Batches(tokenizer, device_batch_size, max_seq_len, "train", rank, world, grad_accum, device)
     # 3. a fresh start or a resumed one
-    start_step = 0
-    if resume:
-        state, optim_states, meta = load_checkpoint("base_train", tag, device=device, rank=rank)
-        check_resume_flags(meta["flags"], flags, meta["world_size"], world)
-        model.load_state_dict(state)
-        for opt, s in zip(optimizers, optim_states): opt.load_state_dict(s)
-        batches.load_state_dict(meta["loader_state"][rank])
-        set_rng_state(meta["rng"][rank])
-        start_step = meta["step"]
-        print0(f"resumed {tag} from step {start_step}")
-    else:
-        if rank == 0 and (old := archive_checkpoints("base_train", tag)): print0(f"moved old checkpoints of {tag} to {old}")
-        broadcast_weights(model)
+    start_step = resume_run(model, optimizers, batches, tag, flags, rank, world, device) if resume else fresh_start(model, tag, rank)
     trained = torch.compile(model) if compile else model
     peak, peak_source = peak_flops(device)
     token_bytes = tokenizer.token_bytes().to(device)
@@ -390,11 +408,5 @@ def pretrain(run_name: str = "default", depth: int = 20, max_seq_len: int = 2048
                    min_val_bpb=min(val_bpbs.values()) if val_bpbs else None, step_time=step_time,
                    tok_per_s=total_batch_size / step_time, mfu=flops_per_token * total_batch_size / step_time / (peak * world) if peak else None,
                    peak_flops=peak, peak_method=peak_source, memory_mb=memory_mb(device), wall_seconds=time.time() - t_start, losses=losses, val_bpbs=val_bpbs)
-    if rank == 0:
-        try: from nanochat.plots import write_loss_plots  # Panel takes seconds to import: only here, at the end
-        except ImportError: print0("Panel not installed: no HTML loss plot (report.md draws the PNG)"); write_loss_plots = None
-        if write_loss_plots: write_loss_plots(run_name)
-        table = {k: v for k, v in metrics.items() if k not in ("losses", "val_bpbs")}
-        write_report_section(run_name, "base_train", "Base model training", config=config, metrics=table,
-                             seconds=metrics["wall_seconds"], text="Interactive loss curves: `base_train_loss.html`.")
+    if rank == 0: write_train_report(run_name, config, metrics)
     return metrics
