@@ -10,11 +10,11 @@ __all__ = ['NAMES', 'ITEMS', 'PLANTS', 'BASIC', 'CHAIN', 'DECIMAL', 'PERCENT', '
            'identity_conversations', 'identity_questions', 'chitchat_raw', 'word_list', 'spelling_conversation',
            'spelling_conversations', 'mc_conversation', 'arc_validation', 'mmlu_dev_validation',
            'chitchat_conversation', 'chitchat_conversations', 'gsm8k_conversation', 'Task', 'Mixture', 'chat_tasks',
-           'mask_html', 'mask_brackets', 'chat_data_dir', 'write_chat_manifest', 'download_chat_file',
+           'mask_html', 'mask_brackets', 'plot_mask', 'chat_data_dir', 'write_chat_manifest', 'download_chat_file',
            'downloaded_tasks']
 
 # %% ../nbs/07_chat_data.ipynb #dfd95060
-import ast, hashlib, json, math, operator, os, random, re, time, urllib.error
+import ast, collections, functools, hashlib, json, math, operator, os, random, re, time, urllib.error
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -294,21 +294,22 @@ def identity_questions(split: str = "heldout") -> list[str]:
     return [q for qs in IDENTITY_QUESTIONS[split].values() for q in qs]
 
 # %% ../nbs/07_chat_data.ipynb #45bdd04e
+@functools.lru_cache(maxsize=1)   # 40 MB of JSON: read once per process (callers only read it)
 def chitchat_raw() -> dict:
     "The Chit-Chat Challenge conversations as shipped in the pinned `chitchat-dataset` package."
     from nanochat.data import CORPUS_SOURCES, installed_package_dir  # lesson 02
     folder = installed_package_dir(CORPUS_SOURCES["chitchat"]["requirement"], "chitchat_dataset")
     return json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
 
+@functools.lru_cache(maxsize=None)
+def _words_by_frequency(min_len: int, max_len: int) -> tuple[str, ...]:
+    all_text = "\n".join(m["text"] for conv in chitchat_raw().values() for turn in conv["messages"] for m in turn).lower()
+    counts = collections.Counter(w for w in re.findall(r"[a-z]+", all_text) if min_len <= len(w) <= max_len)
+    return tuple(sorted(counts, key=lambda w: (-counts[w], w)))
+
 def word_list(min_len: int = 4, max_len: int = 12, max_words: int = 3000) -> list[str]:
     "Distinct lower-case alphabetic words of the chitchat conversations, most frequent first."
-    counts = {}
-    for conv in chitchat_raw().values():
-        for turn in conv["messages"]:
-            for m in turn:
-                for w in re.findall(r"[a-z]+", m["text"].lower()):
-                    if min_len <= len(w) <= max_len: counts[w] = counts.get(w, 0) + 1
-    return sorted(counts, key=lambda w: (-counts[w], w))[:max_words]
+    return list(_words_by_frequency(min_len, max_len)[:max_words])
 
 SPELL_QUESTIONS = {"train": ["How many {c} are in {w}?", "How many times does the letter {c} appear in \"{w}\"?",
                              "Count the letter {c} in the word {w}."],
@@ -337,6 +338,7 @@ def spelling_conversations(split: str = "train", n: int = 500, seed: int = 0) ->
 def mc_conversation(question: str, choices: list[str], gold: int) -> list[dict]:
     return chat(render_mc(question, choices), LETTERS[gold])
 
+@functools.lru_cache(maxsize=None)
 def _eval_questions(names=("ARC-Easy", "ARC-Challenge", "MMLU")) -> set[str]:
     return {e["question"].strip() for name in names for e in load_chat_task(name)}
 
@@ -463,6 +465,29 @@ def mask_html(tokenizer, ids: list[int], mask: list[int]) -> str:
 def mask_brackets(tokenizer, ids: list[int], mask: list[int]) -> str:
     "The same view as text: trained tokens in [brackets]."
     return "".join(f"[{tokenizer.decode([i])}]" if m else tokenizer.decode([i]) for i, m in zip(ids, mask))
+
+# %% ../nbs/07_chat_data.ipynb #7258d1f7
+def plot_mask(tokenizer, ids: list[int], mask: list[int], chars_per_row: int = 64, ax=None):
+    "Draw a rendered conversation token by token, wrapped into rows: green = trained on (mask 1), grey = context (mask 0)."
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch, Rectangle
+    special = set(tokenizer.special_tokens.values())
+    boxes, col, row = [], 0, 0
+    for i, m in zip(ids, mask):
+        piece = tokenizer.decode([i]).replace("\n", "↵")
+        width = max(len(piece), 1)
+        if col + width > chars_per_row: col, row = 0, row + 1
+        boxes.append((col, row, width, piece, m, i in special)); col += width
+    if ax is None: _, ax = plt.subplots(figsize=(chars_per_row * 0.13, 0.35 * (row + 1) + 0.5))
+    for col, row, width, piece, m, is_special in boxes:
+        ax.add_patch(Rectangle((col, -row), width, 0.85, facecolor="#74c69d" if m else "#dee2e6", edgecolor="white", lw=1.5))
+        ax.text(col + width / 2, -row + 0.42, piece, ha="center", va="center", family="monospace", fontsize=7.5,
+                weight="bold" if is_special else "normal", parse_math=False)
+    ax.set(xlim=(0, chars_per_row), ylim=(-row - 0.1, 1), xticks=[], yticks=[])
+    for s in ax.spines.values(): s.set_visible(False)
+    ax.legend(handles=[Patch(color="#74c69d", label="trained on (mask 1)"), Patch(color="#dee2e6", label="context (mask 0)")],
+              loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False, fontsize=8)
+    return ax
 
 # %% ../nbs/07_chat_data.ipynb #c4a44774
 CHAT_SOURCES = {

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['FINETUNE_OBSERVING', 'PackedBatches', 'pad_batch', 'padding_fraction', 'PaddedBatches', 'finetune_step', 'LoRALinear',
-           'add_lora', 'lora_state', 'stage_mixture', 'heldout_conversations', 'validation_loss',
-           'model_and_optimizers', 'finetune_tag', 'check_finetune_flags', 'finetune', 'behaviour_eval']
+           'add_lora', 'lora_state', 'heldout_conversations', 'validation_loss', 'behaviour_eval', 'stage_mixture',
+           'model_and_optimizers', 'finetune_tag', 'check_finetune_flags', 'finetune']
 
 # %% ../nbs/07_sft.ipynb #66a6bd4e
 import math, sys, time
@@ -162,15 +162,7 @@ def lora_state(model) -> dict[str, torch.Tensor]:
     "The adapters only: {'<layer>.lora_A': …, '<layer>.lora_B': …}."
     return {k: v.detach().clone() for k, v in model.state_dict().items() if ".lora_" in k}
 
-# %% ../nbs/07_sft.ipynb #2b11e4fc
-def stage_mixture(data: str = "offline", arithmetic: int = 2000, spelling: int = 300, identity_copies: int = 1,
-                  chitchat: bool = True, multiple_choice: bool = True, seed: int = 0) -> Mixture:
-    "The training mixture of a stage: the offline tasks, plus the downloaded sets when data == 'hf'."
-    check_flag(data in ("offline", "hf"), "data", data, "choose offline (generated and packaged sets) or hf (also download SmolTalk, MMLU aux, GSM8K)")
-    tasks = chat_tasks(arithmetic, spelling, identity_copies, chitchat, multiple_choice, seed)
-    if data == "hf": tasks += downloaded_tasks()
-    return Mixture(tasks, seed=seed)
-
+# %% ../nbs/07_sft.ipynb #346c664b
 def heldout_conversations(n_arithmetic: int = 64, chitchat: bool = True) -> list[list[dict]]:
     "Validation conversations no stage trains on: held-out identity, arithmetic, spelling (and chitchat)."
     convs = identity_conversations("heldout")[::4] + [problem_conversation(p) for p in arithmetic_problems(n_arithmetic, "heldout")]
@@ -187,6 +179,34 @@ def validation_loss(model, tokenizer, conversations, batch_size: int, seq_len: i
         with autocast: total += model(x.to(device), targets=y.to(device), loss_reduction="sum").item()
         count += int((y >= 0).sum())
     return total / max(count, 1)
+
+# %% ../nbs/07_sft.ipynb #57b72325
+def behaviour_eval(model, tokenizer, n_arithmetic: int = 40, max_tokens: int = 48, seed: int = 0) -> dict:
+    "Fractions of held-out questions where the model names itself, calls the calculator, and answers right (greedy)."
+    from nanochat.chat_data import MODEL_NAME, identity_questions
+    from nanochat.engine import Engine
+    from nanochat.chat_scoring import gsm8k_answer
+    engine, was_training = Engine(model.eval(), tokenizer), model.training
+    def replies(questions):
+        prompts = [tokenizer.render_for_completion([{"role": "user", "content": q}]) for q in questions]
+        return engine.generate_batch(prompts, max_tokens=max_tokens, temperature=0.0, seed=seed)[0]
+    identity = [MODEL_NAME in tokenizer.decode(ids) for ids in replies(identity_questions("heldout"))]
+    problems = arithmetic_problems(n_arithmetic, "heldout", steps=1, seed=seed)
+    python_start, answers = tokenizer.encode_special("<|python_start|>"), replies([p.question for p in problems])
+    calls = [python_start in ids for ids in answers]
+    right = [gsm8k_answer(tokenizer.decode(ids)) == gsm8k_answer(f"#### {p.answer}") for ids, p in zip(answers, problems)]
+    model.train(was_training)
+    return {"identity": sum(identity) / len(identity), "calculator_calls": sum(calls) / len(calls),
+            "arithmetic_right": sum(right) / len(right)}
+
+# %% ../nbs/07_sft.ipynb #2b11e4fc
+def stage_mixture(data: str = "offline", arithmetic: int = 2000, spelling: int = 300, identity_copies: int = 1,
+                  chitchat: bool = True, multiple_choice: bool = True, seed: int = 0) -> Mixture:
+    "The training mixture of a stage: the offline tasks, plus the downloaded sets when data == 'hf'."
+    check_flag(data in ("offline", "hf"), "data", data, "choose offline (generated and packaged sets) or hf (also download SmolTalk, MMLU aux, GSM8K)")
+    tasks = chat_tasks(arithmetic, spelling, identity_copies, chitchat, multiple_choice, seed)
+    if data == "hf": tasks += downloaded_tasks()
+    return Mixture(tasks, seed=seed)
 
 # %% ../nbs/07_sft.ipynb #cbd4b341
 def model_and_optimizers(source: str, source_tag: str, source_step: int, device, lora_rank: int, lora_alpha: float,
@@ -335,22 +355,3 @@ def finetune(stage: str, run_name: str = "default", source: str = "base", source
         write_report_section(run_name, stage, title, config=config, seconds=metrics["wall_seconds"],
                              metrics={k: v for k, v in metrics.items() if k not in ("losses", "val_losses")})
     return metrics
-
-# %% ../nbs/07_sft.ipynb #57b72325
-def behaviour_eval(model, tokenizer, n_arithmetic: int = 40, max_tokens: int = 48, seed: int = 0) -> dict:
-    "Fractions of held-out questions where the model names itself, calls the calculator, and answers right (greedy)."
-    from nanochat.chat_data import MODEL_NAME, identity_questions
-    from nanochat.engine import Engine
-    from nanochat.chat_scoring import gsm8k_answer
-    engine, was_training = Engine(model.eval(), tokenizer), model.training
-    def replies(questions):
-        prompts = [tokenizer.render_for_completion([{"role": "user", "content": q}]) for q in questions]
-        return engine.generate_batch(prompts, max_tokens=max_tokens, temperature=0.0, seed=seed)[0]
-    identity = [MODEL_NAME in tokenizer.decode(ids) for ids in replies(identity_questions("heldout"))]
-    problems = arithmetic_problems(n_arithmetic, "heldout", steps=1, seed=seed)
-    python_start, answers = tokenizer.encode_special("<|python_start|>"), replies([p.question for p in problems])
-    calls = [python_start in ids for ids in answers]
-    right = [gsm8k_answer(tokenizer.decode(ids)) == gsm8k_answer(f"#### {p.answer}") for ids, p in zip(answers, problems)]
-    model.train(was_training)
-    return {"identity": sum(identity) / len(identity), "calculator_calls": sum(calls) / len(calls),
-            "arithmetic_right": sum(right) / len(right)}
