@@ -73,9 +73,12 @@ speedrun: setup
 	  -p preset $(PRESET) -p run $(RUN) -p nproc $(NPROC) $(if $(FORCE),-p force $(FORCE))
 	@echo "report card: $(RUN_DIR)/report.md"
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist; tests/conftest.py keeps each costly fixture's tests on
+# one worker, so the smoke pipeline still runs once), each torch process on one thread: two of them fill 2 cores.
+TEST_WORKERS ?= 2
 test: setup browser sandbox | check-rust
 	cd rustbpe && cargo test --quiet
-	$(PY) -m pytest tests --grade solutions
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests --grade solutions -n $(TEST_WORKERS) --dist loadgroup --durations 25
 
 # The lessons in JupyterLab, opened at lesson 00 (on 127.0.0.1; --allow-root only when run as root).
 lab: setup

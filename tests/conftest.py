@@ -64,3 +64,17 @@ def smoke_base(smoke_run, monkeypatch):
     "Point NANOCHAT_BASE_DIR at the smoke pipeline's base directory for one test (read it; copy it before writing)."
     monkeypatch.setenv("NANOCHAT_BASE_DIR", str(smoke_run.base_dir))
     return smoke_run.base_dir
+
+
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs the suite on two cores with pytest-xdist (`-n 2 --dist loadgroup`). A test goes to the same
+    worker as every other test sharing one of its costly fixtures, so each is built once: all consumers of the smoke
+    pipeline together, and a module's tests together when they share a module- or session-scoped fixture of that
+    module. Every other test (each notebook, say) is scheduled on its own. Without xdist the marks do nothing."""
+    for item in items:
+        ours = [d for defs in item._fixtureinfo.name2fixturedefs.values() for d in defs
+                if d.scope != "function" and d.baseid.startswith("tests")]  # pytest's own (tmp_path_factory…) don't count
+        if any(d.argname == "smoke_run" for d in ours):
+            item.add_marker(pytest.mark.xdist_group("smoke_run"))
+        elif ours:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

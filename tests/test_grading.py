@@ -1,5 +1,6 @@
-"""The grading switch: against solutions/ every exercise test passes (the main run does that); against the
-untouched stubs in exercises/ every one fails, so no exercise test is vacuous."""
+"""The grading switch: against the untouched stubs in exercises/ every exercise test fails, so no exercise test is
+vacuous. That every one passes against solutions/ is the main run's job (`make test` grades solutions: running them
+again here cost CI half a minute and proved nothing new)."""
 import subprocess, sys, xml.etree.ElementTree as ET
 
 from pathlib import Path
@@ -20,12 +21,6 @@ def test_every_stub_fails(tmp_path):
     assert results, "no exercise tests were collected"
     passing = [name for name, passed in results.items() if passed]
     assert not passing, f"these exercise tests pass against the untouched stubs, so they grade nothing: {passing}"
-
-
-def test_every_solution_passes(tmp_path):
-    results = run_exercise_tests("solutions", tmp_path)
-    failing = [name for name, passed in results.items() if not passed]
-    assert results and not failing, f"reference solutions fail: {failing}"
 
 
 def test_exercises_and_solutions_mirror_each_other():

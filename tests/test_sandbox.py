@@ -209,9 +209,9 @@ def test_no_root_inside(server):
     # seen from outside too: once our set-up has run (it is root of the namespace for a few ms, before any code), the
     # sandboxed interpreter is uid 65534 on this machine, not root in disguise
     t = threading.Thread(target=attack, args=("import time; time.sleep(3)",), kwargs={"timeout": 6}); t.start()
-    def uids():
+    def uids():  # of our own sandboxes only: another test worker may be running its own
         found = {}
-        for pid in filter(str.isdigit, os.listdir("/proc")):
+        for pid in _descendants(os.getpid()):
             try:
                 status = open(f"/proc/{pid}/status").read()
                 if "_sandbox_child" in open(f"/proc/{pid}/cmdline").read() and "python" in status.split("\n")[0]:
@@ -306,7 +306,6 @@ def test_nothing_outside_is_readable_or_writable(server, tmp_path):
 
 
 def test_disk_and_inode_quota(server):
-    free = os.statvfs(tempfile.gettempdir()).f_bavail
     r = attack("for i in range(100):\n    open(f'f{i}', 'wb').write(b'x' * 2**20)", file_mb=8)  # 100 MB into an 8 MB quota
     assert not r.ok and "No space left on device" in r.error, r
     r = attack("for i in range(100000):\n    open(f'f{i}', 'w').close()", max_files=200)
@@ -319,7 +318,8 @@ def test_disk_and_inode_quota(server):
         assert not r.ok and ("Operation not permitted" in r.error or "Permission denied" in r.error), (code, r)
     r = attack("import os\nfor i in range(150): open(f'f{i}', 'w').close()\nprint(len(os.listdir('.')))", max_files=200)
     assert r.ok and r.stdout == "150\n", r  # under the quota, files work
-    assert os.statvfs(tempfile.gettempdir()).f_bavail > free - 2**24 // os.statvfs(tempfile.gettempdir()).f_frsize
+    # (ENOSPC at 8 MB and 200 files, with gigabytes free on this machine's disk, is the proof the writes landed in the
+    # sandbox's own tmpfs; the disk's free space is no witness: other tests, on other workers, write to it meanwhile)
 
 
 def test_a_forged_ok_is_not_believed(server):
@@ -551,9 +551,9 @@ def test_the_oom_killer_takes_the_sandbox_first(server):
     # a server in a memory-limited cgroup (docker --memory) shares it with the sandbox: when the code fills what is
     # left, the kernel's OOM killer picks the biggest process, the server with its model, unless the sandbox asks first
     t = threading.Thread(target=attack, args=("import time; x = bytearray(50 * 2**20); time.sleep(3)",), kwargs={"timeout": 8}); t.start()
-    def sandboxed():  # the sandboxed interpreters, once they are nobody: their oom_score_adj
+    def sandboxed():  # our sandboxed interpreters, once they are nobody: their oom_score_adj
         found = {}
-        for pid in filter(str.isdigit, os.listdir("/proc")):
+        for pid in _descendants(os.getpid()):
             try:
                 status = open(f"/proc/{pid}/status").read()
                 if "_sandbox_child" in open(f"/proc/{pid}/cmdline").read() and status.split("Uid:")[1].split("\n")[0].split() == ["65534"] * 4:
