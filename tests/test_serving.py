@@ -157,7 +157,8 @@ def test_requests_in_flight_are_limited_and_slots_come_back(tiny):
     model.gate.set()
     for r in (first, second): list(r.pieces())
     wait_until(lambda: service.in_flight == 0, 30, "the slots to come back")
-    assert service.complete(HELLO, max_tokens=4).completion_tokens == 4
+    after = service.complete(HELLO, max_tokens=4)  # a slot is free again: the next request is served, not refused
+    assert 1 <= after.completion_tokens <= 4 and after.finish_reason in ("stop", "length"), after  # (an untrained model may stop early)
 
 
 def test_sixteen_concurrent_conversations_in_process(tiny):
