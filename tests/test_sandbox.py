@@ -209,15 +209,8 @@ def test_no_root_inside(server):
     # seen from outside too: once our set-up has run (it is root of the namespace for a few ms, before any code), the
     # sandboxed interpreter is uid 65534 on this machine, not root in disguise
     t = threading.Thread(target=attack, args=("import time; time.sleep(3)",), kwargs={"timeout": 6}); t.start()
-    def uids():  # of our own sandboxes only: another test worker may be running its own
-        found = {}
-        for pid in _descendants(os.getpid()):
-            try:
-                status = open(f"/proc/{pid}/status").read()
-                if "_sandbox_child" in open(f"/proc/{pid}/cmdline").read() and "python" in status.split("\n")[0]:
-                    found[pid] = status.split("Uid:")[1].split("\n")[0].split()
-            except (OSError, IndexError): pass
-        return found
+    def uids():
+        return {p: _uids(st) for p, st in _our_sandbox_children().items() if "python" in st.split("\n")[0]}
     seen = _wait_for(lambda: {p: u for p, u in uids().items() if u == ["65534"] * 4}, 5)
     time.sleep(0.5)
     later = {p: u for p, u in uids().items() if p in seen}
@@ -354,6 +347,21 @@ def _descendants(pid: int) -> set[int]:
             except OSError: continue
             found.update(kids); todo.extend(kids)
     return found
+
+
+def _our_sandbox_children() -> dict[int, str]:
+    "/proc/<pid>/status of this process's sandbox children (not another test worker's, which may be running its own)."
+    found = {}
+    for pid in _descendants(os.getpid()):
+        try:
+            if "_sandbox_child" in open(f"/proc/{pid}/cmdline").read(): found[pid] = open(f"/proc/{pid}/status").read()
+        except OSError: pass
+    return found
+
+
+def _uids(status: str) -> list[str]:
+    "Real, effective, saved and filesystem uid from a /proc/<pid>/status text."
+    return status.split("Uid:")[1].split("\n")[0].split()
 
 
 def _wait_for(predicate, seconds: float = 10.0):
@@ -553,12 +561,10 @@ def test_the_oom_killer_takes_the_sandbox_first(server):
     t = threading.Thread(target=attack, args=("import time; x = bytearray(50 * 2**20); time.sleep(3)",), kwargs={"timeout": 8}); t.start()
     def sandboxed():  # our sandboxed interpreters, once they are nobody: their oom_score_adj
         found = {}
-        for pid in _descendants(os.getpid()):
+        for pid, status in _our_sandbox_children().items():
             try:
-                status = open(f"/proc/{pid}/status").read()
-                if "_sandbox_child" in open(f"/proc/{pid}/cmdline").read() and status.split("Uid:")[1].split("\n")[0].split() == ["65534"] * 4:
-                    found[pid] = open(f"/proc/{pid}/oom_score_adj").read().strip()
-            except (OSError, IndexError): pass
+                if _uids(status) == ["65534"] * 4: found[pid] = open(f"/proc/{pid}/oom_score_adj").read().strip()
+            except OSError: pass
         return found
     seen = _wait_for(sandboxed, 8)
     t.join()
