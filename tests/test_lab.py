@@ -158,15 +158,22 @@ return [...all(document)].filter(el => el.classList && el.classList.contains("me
   .map(el => [...(el.shadowRoot || el).children].filter(c => !["STYLE", "LINK"].includes(c.tagName)).map(c => c.textContent).join(""));"""
 
 
-# in the page, every 5 ms: the text of the message after the one holding `arguments[0]` (the reply), each change kept
+# in the page: the text of the message after the one holding `arguments[0]` (the reply), each change kept. Read after
+# every DOM mutation (in the document and every shadow root, watched as they appear), not on a timer: a fast reply's
+# chunks can all be applied within one timer tick, and the reply would look as if it came whole
 RECORD_REPLY = MESSAGES_TEXT.replace("return [", "const texts = () => [") + """
 const typed = arguments[0];
 window.__replyStates = []; window.__replyChanged = Date.now();
-setInterval(() => {
+const record = () => {
   const t = texts(), i = t.findIndex(text => text.includes(typed)), s = window.__replyStates;
   const reply = i >= 0 && i + 1 < t.length ? t[i + 1].trim() : "";
   if (reply && reply !== s[s.length - 1]) { s.push(reply); window.__replyChanged = Date.now(); }
-}, 5);"""
+};
+const watched = new WeakSet(), options = {subtree: true, childList: true, characterData: true, attributes: true};
+const watch = () => { for (const root of [document, ...[...all(document)].map(el => el.shadowRoot).filter(Boolean)])
+  if (!watched.has(root)) { watched.add(root); new MutationObserver(record).observe(root, options); } };
+setInterval(() => { watch(); record(); }, 5);
+watch();"""
 
 
 def test_chat_widget_renders_and_streams_in_jupyterlab_offline(lab, browser):
