@@ -8,11 +8,15 @@
 #   wherever the target token is not the assistant's (`mask[t + 1] == 0`);
 # - rows are padded to the longest row of the batch: inputs with `pad_id`, targets with -1 (ignored by the loss).
 #
-# Then a step beyond the lesson: padding wastes compute. `length_sorted_batches` groups row indices into
-# batches of `batch_size` after sorting by length (longest first), so that rows in a batch are alike.
+# Then a step beyond the lesson. Lesson 07 sorts conversations by length so a batch's rows are alike and
+# pad little. But a batch of a *fixed* number of rows must be small enough for the longest rows, so batches
+# of short rows leave most of the memory unused. `token_budget_batches` fixes the padded size instead:
+# rows sorted by length (longest first), each batch takes rows while `rows × its longest row` stays within
+# `max_tokens`. Short rows then come many to a batch, long rows few (dynamic batching, as fairseq's
+# `--max-tokens` does).
 #
-# Target: the same tensors as `nanochat.sft.pad_batch`, and less padding than batching in order. Grade with
-# `make grade LESSON=07`.
+# Target: the same tensors as `nanochat.sft.pad_batch`; batches that keep to the budget, take every row
+# once, and need fewer steps than fixed-size batches under the same budget. Grade with `make grade LESSON=07`.
 
 # %%
 import torch
@@ -26,9 +30,12 @@ def pad_and_mask(rows: list[tuple[list[int], list[int]]], pad_id: int, max_len: 
     raise NotImplementedError("exercise 07b: cut, shift by one, -1 where mask[t+1] == 0, pad")
 
 # %%
-def length_sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Row indices grouped into batches of `batch_size` (the last may be smaller), longest rows first.
+def token_budget_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """Row indices in batches whose padded size, len(batch) × the batch's longest length, is at most `max_tokens`.
 
-    Hint: `sorted(range(len(lengths)), key=...)`, then slice.
+    Sort the indices by length, longest first (ties: the lower index first), then fill batches in that order:
+    a row joins the current batch if the batch's padded size stays within `max_tokens`, else it starts the next.
+    Raise ValueError (naming the row) when a row alone is longer than `max_tokens`.
+    Example: token_budget_batches([3, 9, 4, 2, 2], 10) == [[1], [2, 0], [3, 4]]
     """
-    raise NotImplementedError("exercise 07b: sort indices by length, descending, then cut into batches")
+    raise NotImplementedError("exercise 07b: sort by length; the first row of a batch is its longest")

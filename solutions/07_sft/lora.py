@@ -10,7 +10,14 @@
 # - `merged()` returns a plain `nn.Linear` whose weight is `W + (alpha / rank) · B A` — the same outputs as
 #   the LoRA layer, with no extra cost at inference.
 #
-# Target: the tests check outputs, gradients, parameter counts and the merge. Grade with `make grade LESSON=07`.
+# Then a step beyond the lesson: how much can rank r hold? Given the change `ΔW` a *full* fine-tune made to
+# a layer, the best rank-r update is its truncated singular value decomposition (Eckart–Young): keep the r
+# largest singular values, `ΔW ≈ U_r S_r V_rᵀ`. `best_lora` writes that as LoRA's `A` and `B` (for a given
+# scale alpha/rank), and what it leaves out, ‖ΔW − scale·B A‖², is exactly the sum of the dropped σ².
+# If fine-tuning changes are nearly low-rank, as Hu et al. argue, a small r captures most of them.
+#
+# Target: the tests check outputs, gradients, parameter counts, the merge, and that `best_lora` beats every
+# other rank-r update they try. Grade with `make grade LESSON=07`.
 
 # %%
 import math
@@ -39,3 +46,16 @@ class LoRALinear(nn.Module):
         out = nn.Linear(self.base.in_features, self.base.out_features, bias=False)
         with torch.no_grad(): out.weight.copy_(self.base.weight + self.scale * self.B @ self.A)
         return out
+
+# %%
+def best_lora(delta: torch.Tensor, rank: int, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A, B), A (rank × in) and B (out × rank), such that (alpha / rank) · B @ A is the best rank-`rank`
+    approximation of `delta` (out × in) in the Frobenius norm.
+
+    Raise ValueError unless 1 <= rank <= min(delta.shape).
+    Hint: U, S, Vh = torch.linalg.svd(delta, full_matrices=False); split S between B and A, and divide by the scale.
+    """
+    if not 1 <= rank <= min(delta.shape): raise ValueError(f"rank {rank} must be in [1, {min(delta.shape)}] for a {tuple(delta.shape)} matrix")
+    U, S, Vh = torch.linalg.svd(delta, full_matrices=False)
+    root = (S[:rank] / (alpha / rank)).sqrt()
+    return root[:, None] * Vh[:rank], U[:, :rank] * root
