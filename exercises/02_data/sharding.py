@@ -7,7 +7,15 @@
 # After each full pass (epoch) the order is reshuffled, with a seed every rank agrees on, and dealt out
 # again: the ranks stay disjoint, but no rank reads the same sequence twice.
 #
-# Fill in the two functions, then grade them with `make grade LESSON=02`.
+# Then a step beyond the lesson. Its loader streams forever, so a rank with one row group fewer simply starts
+# its next epoch sooner. A *finite* pass cannot: an evaluation over the validation split, one epoch of SFT. If
+# 10 units are dealt to 4 ranks, ranks 0 and 1 get 3 and ranks 2 and 3 get 2, and at the third step ranks 0
+# and 1 wait at the all-reduce for partners that have stopped: the run hangs. `even_share` gives every rank
+# the same count, the way PyTorch's `DistributedSampler` does: pad the (shuffled) order by repeating it from
+# its start up to a multiple of the world size, or, with `drop_last`, cut it down to one. The tests check it
+# against `DistributedSampler` itself.
+#
+# Fill in the three functions, then grade them with `make grade LESSON=02`.
 
 # %%
 import random
@@ -30,3 +38,15 @@ def epoch_share(num_units: int, rank: int, world_size: int, epoch: int) -> list[
     Hint: shuffle the full list, then take every world_size-th item starting at rank.
     """
     raise NotImplementedError("exercise 02b: shuffle everything with the epoch's seed, then deal")
+
+# %%
+def even_share(num_units: int, rank: int, world_size: int, epoch: int = 0, drop_last: bool = False) -> list[int]:
+    """Like epoch_share, but every rank gets the same number of units.
+
+    Take the epoch's order (epoch_share's: 0 … num_units-1, shuffled after epoch 0); with drop_last=False, extend it
+    by repeating it from its start (again and again if it is shorter than the padding) to ceil(num_units /
+    world_size) × world_size units; with drop_last=True, cut it to floor(num_units / world_size) × world_size.
+    Then deal it out as rank_share does.
+    Examples: even_share(10, 3, 4) == [3, 7, 1];  even_share(10, 3, 4, drop_last=True) == [3, 7]
+    """
+    raise NotImplementedError("exercise 02b: the epoch's order, padded (or cut) to a multiple of world_size, then dealt")

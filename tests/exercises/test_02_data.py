@@ -1,10 +1,13 @@
-"""Grades exercises/02_data (or solutions/ with --grade solutions): packing with <|bos|>, dealing data to ranks,
-and (02c) rows that start at a document, best-fit packing and the document mask."""
-import itertools, random
+"""Grades exercises/02_data (or solutions/ with --grade solutions): packing with <|bos|>, dealing data to ranks and
+(beyond the lesson) the same count for every rank, checked against torch's DistributedSampler; and (02c) rows that
+start at a document, best-fit packing and the document mask."""
+import itertools, math, random
 
 import pytest
 import torch
 import torch.nn.functional as F
+
+from torch.utils.data import DistributedSampler
 
 from nanochat.data import TokenLoader, rank_units, write_shard
 from nanochat.tokenizer import Tokenizer
@@ -44,13 +47,13 @@ def test_pack_rows(packing):
     check(packing.pack_rows([1, 2], seq_len=2), [], "pack_rows([1, 2], 2) (too short for one row of 3)", PACKING)
     with pytest.raises(ValueError):
         packing.pack_rows([1, 2, 3], seq_len=0)
-        pytest.fail("pack_rows(..., seq_len=0) should raise ValueError")
+        pytest.fail(f"pack_rows(..., seq_len=0) should raise ValueError: a row needs at least one input and one target. Revisit {PACKING}.")
 
 
 def test_inputs_targets(packing):
     x, y = packing.inputs_targets([[0, 5, 6], [0, 7, 8]])
-    assert x.dtype == y.dtype == torch.int64, f"inputs and targets must be int64 (token ids), got {x.dtype} and {y.dtype}"
-    assert x.shape == y.shape == (2, 2), f"expected shapes (2, 2) and (2, 2), got {tuple(x.shape)} and {tuple(y.shape)}"
+    assert x.dtype == y.dtype == torch.int64, f"inputs and targets must be int64 (token ids), got {x.dtype} and {y.dtype}. Revisit {PACKING}."
+    assert x.shape == y.shape == (2, 2), f"expected shapes (2, 2) and (2, 2), got {tuple(x.shape)} and {tuple(y.shape)}. Revisit {PACKING}: a row of seq_len + 1 gives seq_len inputs and targets."
     check((x.tolist(), y.tolist()), ([[0, 5], [0, 7]], [[5, 6], [7, 8]]), "inputs_targets([[0, 5, 6], [0, 7, 8]])",
           "the shift by one: position t predicts token t+1")
 
@@ -79,7 +82,7 @@ def test_rank_share(sharding):
     for bad in [(10, 3, 3), (10, -1, 2), (10, 0, 0)]:
         with pytest.raises(ValueError):
             sharding.rank_share(*bad)
-            pytest.fail(f"rank_share{bad} should raise ValueError (rank must be in [0, world_size))")
+            pytest.fail(f"rank_share{bad} should raise ValueError (rank must be in [0, world_size)). Revisit {SHARDING}.")
 
 
 @pytest.mark.parametrize("world_size", [1, 2, 3, 8])
@@ -92,10 +95,40 @@ def test_ranks_are_disjoint_and_complete(sharding, world_size):
 
 def test_epochs_reshuffle_like_the_lesson_loader(sharding):
     check(sharding.epoch_share(10, 1, 3, 0), [1, 4, 7], "epoch_share(10, 1, 3, epoch=0) (epoch 0 is not shuffled)", SHARDING)
-    assert sharding.epoch_share(40, 0, 1, 1) != list(range(40)), "epoch_share(40, 0, 1, epoch=1) came back in order: epochs after 0 are shuffled"
+    assert sharding.epoch_share(40, 0, 1, 1) != list(range(40)), f"epoch_share(40, 0, 1, epoch=1) came back in order 0 … 39: expected a shuffled order. Revisit {SHARDING}: epochs after 0 are shuffled."
     for epoch, rank in itertools.product(range(4), range(3)):
         check(sharding.epoch_share(17, rank, 3, epoch), rank_units(range(17), rank, 3, epoch),
               f"epoch_share(17, {rank}, 3, {epoch}) against nanochat.data.rank_units", SHARDING + " (random.Random(epoch).shuffle)")
+
+
+EVEN = "the exercise's step beyond: pad the epoch's order from its start (or cut it) to a multiple of world_size, then deal"
+
+
+@pytest.mark.parametrize("num_units,world_size", [(10, 4), (12, 4), (3, 8), (1, 1), (17, 5)])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_even_share_matches_torchs_distributed_sampler(sharding, num_units, world_size, drop_last):
+    for rank in range(world_size):
+        want = list(DistributedSampler(list(range(num_units)), num_replicas=world_size, rank=rank, shuffle=False, drop_last=drop_last))
+        check(sharding.even_share(num_units, rank, world_size, drop_last=drop_last), want,
+              f"even_share({num_units}, rank={rank}, world_size={world_size}, drop_last={drop_last}) against DistributedSampler(shuffle=False)", EVEN)
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_even_share_gives_every_rank_the_same_count_in_every_epoch(sharding, drop_last):
+    N, W = 23, 4
+    for epoch in range(3):
+        shares = [sharding.even_share(N, r, W, epoch, drop_last) for r in range(W)]
+        want = N // W if drop_last else math.ceil(N / W)
+        check([len(s) for s in shares], [want] * W, f"the counts of even_share({N}, r, {W}, epoch={epoch}, drop_last={drop_last}) over the ranks", EVEN)
+        order = list(range(N))
+        if epoch: random.Random(epoch).shuffle(order)
+        dealt = sorted(u for s in shares for u in s)
+        expected = sorted(order[:want * W] if drop_last else order + order[:want * W - N])
+        check(dealt, expected, f"every unit dealt in epoch {epoch} (drop_last={drop_last}), sorted",
+              EVEN + " (the same shuffled order as epoch_share: random.Random(epoch).shuffle)")
+    with pytest.raises(ValueError):
+        got = sharding.even_share(10, 4, 4)
+        pytest.fail(f"even_share(10, rank=4, world_size=4): expected ValueError (rank must be in [0, world_size)), got {got}")
 
 
 ALIGNED = "'Try it: how should rows be cut?' in lesson 02"
@@ -110,7 +143,7 @@ def test_bos_aligned_rows(alignment):
           "bos_aligned_rows([[1], [2]], 0, 7) (an unfinished last row is dropped and counted as lost)", ALIGNED)
     with pytest.raises(ValueError):
         alignment.bos_aligned_rows([[1]], 0, 0)
-        pytest.fail("bos_aligned_rows(..., seq_len=0) should raise ValueError")
+        pytest.fail(f"bos_aligned_rows(..., seq_len=0) should raise ValueError. Revisit {ALIGNED}.")
 
 
 def random_docs(seed: int, n: int = 300, longest: int = 60) -> list[list[int]]:
@@ -122,11 +155,12 @@ def random_docs(seed: int, n: int = 300, longest: int = 60) -> list[list[int]]:
 def test_rows_start_with_bos_and_account_for_every_token(alignment, packer):
     docs, T = random_docs(1), 63
     rows, lost = getattr(alignment, packer)(docs, 0, T)
-    assert rows and all(len(r) == T + 1 for r in rows), f"{packer}: every row must have seq_len + 1 = {T + 1} tokens, got lengths {sorted({len(r) for r in rows})}"
-    assert all(r[0] == 0 for r in rows), f"{packer}: every row must start with bos_id; rows {[i for i, r in enumerate(rows) if r[0] != 0][:5]} do not"
+    assert rows and all(len(r) == T + 1 for r in rows), f"{packer}: every row must have seq_len + 1 = {T + 1} tokens, got lengths {sorted({len(r) for r in rows})}. Revisit {ALIGNED}."
+    assert all(r[0] == 0 for r in rows), f"{packer}: every row must start with bos_id; rows {[i for i, r in enumerate(rows) if r[0] != 0][:5]} do not. Revisit {ALIGNED}."
     total = sum(len(d) + 1 for d in docs)
     assert (T + 1) * len(rows) + lost == total, (f"{packer}: {len(rows)} rows of {T + 1} plus {lost} lost should be the {total} tokens "
-                                                 "of the documents with their <|bos|>: some tokens were counted twice or not at all")
+                                                 "of the documents with their <|bos|>: some tokens were counted twice or not at all. Revisit the docstring's identity "
+                                                 "(seq_len + 1) × rows + lost == all tokens.")
 
 
 def test_best_fit_rows(alignment):
@@ -136,7 +170,7 @@ def test_best_fit_rows(alignment):
           "best_fit_rows(..., window=1) against bos_aligned_rows (a window of one has no choice)", "the window")
     with pytest.raises(ValueError):
         alignment.best_fit_rows([[1]], 0, 3, window=0)
-        pytest.fail("best_fit_rows(..., window=0) should raise ValueError")
+        pytest.fail("best_fit_rows(..., window=0) should raise ValueError: a window must hold at least one document")
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -144,12 +178,12 @@ def test_best_fit_loses_far_fewer_tokens(alignment, seed):
     docs = random_docs(seed)
     greedy, best = alignment.bos_aligned_rows(docs, 0, 127)[1], alignment.best_fit_rows(docs, 0, 127)[1]
     assert best < greedy / 2, (f"on 300 documents of 2 to 61 tokens in rows of 128, best fit lost {best} tokens and the in-order "
-                               f"packer {greedy}: best fit should lose less than half as many. Does it pick the longest that fits?")
+                               f"packer {greedy}: best fit should lose less than half as many. Revisit the docstring: the longest that fits whole, else crop the shortest.")
 
 
 def test_document_mask(alignment):
     got = alignment.document_mask(torch.tensor([[5, 0, 6, 7, 0, 8]]), bos_id=0)
-    assert got.dtype == torch.bool and got.shape == (1, 6, 6), f"expected a (1, 6, 6) bool mask, got {tuple(got.shape)} {got.dtype}"
+    assert got.dtype == torch.bool and got.shape == (1, 6, 6), f"expected a (1, 6, 6) bool mask, got {tuple(got.shape)} {got.dtype}. Revisit the exercise's step 3: (B, T, T), True where attention is allowed."
     check(got[0].int().tolist(), [[1, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [0, 1, 1, 0, 0, 0], [0, 1, 1, 1, 0, 0], [0, 0, 0, 0, 1, 0],
                                   [0, 0, 0, 0, 1, 1]], "document_mask([[5, 0, 6, 7, 0, 8]], 0)", "the causal mask of lesson 03, cut at every <|bos|>")
     no_bos = alignment.document_mask(torch.tensor([[3, 4, 5]]), bos_id=0)[0]
@@ -169,5 +203,6 @@ def test_document_mask_keeps_packed_documents_apart(alignment):
         end = start + len(d) + 1
         alone = F.scaled_dot_product_attention(q[..., start:end, :], k[..., start:end, :], v[..., start:end, :], is_causal=True)
         assert torch.allclose(packed[..., start:end, :], alone, atol=1e-6), (
-            f"tokens {start}..{end - 1} (one document) attend differently packed than alone: the mask lets them see another document")
+            f"tokens {start}..{end - 1} (one document) attend differently packed than alone: expected the same outputs; the mask lets them see "
+            "another document. Revisit the exercise's step 3: number the documents with a cumulative sum of the <|bos|> tokens.")
         start = end

@@ -30,8 +30,8 @@ def test_rms_norm_matches_the_model(parts):
     x = torch.randn(2, 5, 16) * 3 + 1
     expected = gpt.norm(x)
     torch.testing.assert_close(parts.rms_norm(x), expected, atol=1e-5, rtol=1e-5, msg=lambda m: f"rms_norm differs from nanochat.gpt.norm: {m}\nRevisit 'RMSNorm' in lesson 03 (the mean over the last dimension).")
-    torch.testing.assert_close(parts.rms_norm(x).pow(2).mean(-1), torch.ones(2, 5), atol=1e-4, rtol=1e-4, msg=lambda m: f"every output vector should have RMS 1: {m}")
-    torch.testing.assert_close(parts.rms_norm(5 * x), expected, atol=1e-5, rtol=1e-5, msg=lambda m: f"rms_norm(5 x) should equal rms_norm(x) (no learnable gain, scale-free): {m}")
+    torch.testing.assert_close(parts.rms_norm(x).pow(2).mean(-1), torch.ones(2, 5), atol=1e-4, rtol=1e-4, msg=lambda m: f"every output vector should have RMS 1: {m}\nRevisit 'RMSNorm, without parameters' in lesson 03.")
+    torch.testing.assert_close(parts.rms_norm(5 * x), expected, atol=1e-5, rtol=1e-5, msg=lambda m: f"rms_norm(5 x) should equal rms_norm(x) (no learnable gain, scale-free): {m}\nRevisit 'RMSNorm, without parameters' in lesson 03.")
 
 
 # --- 2. rotary ------------------------------------------------------------------------------------------
@@ -41,7 +41,7 @@ def test_apply_rotary_matches_the_model(parts):
     cos, sin = gpt.rotary_cos_sin(7, 8)
     x = torch.randn(2, 7, 3, 8)
     out = parts.apply_rotary(x, cos, sin)
-    assert out.shape == x.shape, f"apply_rotary must keep the shape {tuple(x.shape)}, got {tuple(out.shape)}"
+    assert out.shape == x.shape, f"apply_rotary must keep the shape {tuple(x.shape)}, got {tuple(out.shape)}. Revisit 'Rotary position embeddings' in lesson 03 (cat the two halves)."
     torch.testing.assert_close(out, gpt.apply_rotary(x, cos, sin), msg=lambda m: f"apply_rotary differs from nanochat.gpt.apply_rotary: {m}\nRevisit 'Rotary position embeddings' in lesson 03: element i pairs with element i + D/2.")
 
 
@@ -50,9 +50,9 @@ def test_apply_rotary_keeps_lengths_and_sees_relative_positions(parts):
     cos, sin = gpt.rotary_cos_sin(40, 16)
     q, k = torch.randn(2, 1, 1, 1, 16)
     at = lambda x, m: parts.apply_rotary(x, cos[m:m + 1], sin[m:m + 1])
-    torch.testing.assert_close(at(q, 0), q, msg=lambda m: f"position 0 is a rotation by angle 0, so nothing may change: {m}")
-    torch.testing.assert_close(at(q, 13).norm(), q.norm(), msg=lambda m: f"a rotation keeps the length of the vector: {m}")
-    torch.testing.assert_close((at(q, 12) * at(k, 5)).sum(), (at(q, 39) * at(k, 32)).sum(), msg=lambda m: f"q at 12 · k at 5 should equal q at 39 · k at 32 (same distance 7): {m}")
+    torch.testing.assert_close(at(q, 0), q, msg=lambda m: f"position 0 is a rotation by angle 0, so nothing may change: {m}\nRevisit 'Rotary position embeddings' in lesson 03.")
+    torch.testing.assert_close(at(q, 13).norm(), q.norm(), msg=lambda m: f"a rotation keeps the length of the vector: {m}\nRevisit 'Rotary position embeddings' in lesson 03.")
+    torch.testing.assert_close((at(q, 12) * at(k, 5)).sum(), (at(q, 39) * at(k, 32)).sum(), msg=lambda m: f"q at 12 · k at 5 should equal q at 39 · k at 32 (same distance 7): {m}\nRevisit 'Rotary position embeddings' in lesson 03.")
 
 
 # --- 3. attention ---------------------------------------------------------------------------------------
@@ -72,8 +72,8 @@ def test_causal_attention_never_looks_ahead(parts):
     q, k, v = torch.randn(3, 1, 2, 6, 8)
     v2 = v.clone(); v2[:, :, 4] += 10  # change the value at position 4
     a, b = parts.causal_attention(q, k, v), parts.causal_attention(q, k, v2)
-    torch.testing.assert_close(a[:, :, :4], b[:, :, :4], msg=lambda m: f"changing the value at position 4 changed outputs before it: the mask lets queries see the future. {m}")
-    assert not torch.allclose(a[:, :, 4:], b[:, :, 4:]), "changing the value at position 4 changed nothing from position 4 on: does each query see its own position?"
+    torch.testing.assert_close(a[:, :, :4], b[:, :, :4], msg=lambda m: f"changing the value at position 4 changed outputs before it: the mask lets queries see the future. {m}\nRevisit 'Attention, the reference way' in lesson 03 (the causal mask).")
+    assert not torch.allclose(a[:, :, 4:], b[:, :, 4:]), "changing the value at position 4 changed nothing from position 4 on: expected a change. Revisit 'Attention, the reference way' in lesson 03: each query sees its own position (tril keeps the diagonal)."
 
 
 @pytest.mark.parametrize("Tq", [1, 3])
@@ -101,7 +101,7 @@ def test_relu2_mlp_squares_the_relu(parts):
     w_fc = torch.tensor([[1.0], [-1.0]])  # d = 1, two hidden units: +x and -x
     w_proj = torch.tensor([[1.0, 1.0]])
     x = torch.tensor([[3.0], [-2.0]])
-    torch.testing.assert_close(parts.relu2_mlp(x, w_fc, w_proj), torch.tensor([[9.0], [4.0]]), msg=lambda m: f"with hidden units +x and -x the output is relu(x)² + relu(-x)² = x²: {m}")
+    torch.testing.assert_close(parts.relu2_mlp(x, w_fc, w_proj), torch.tensor([[9.0], [4.0]]), msg=lambda m: f"with hidden units +x and -x the output is relu(x)² + relu(-x)² = x²: {m}\nRevisit 'The MLP: ReLU²' in lesson 03.")
 
 
 # --- 03b: beyond the lesson -------------------------------------------------------------------------------
@@ -139,9 +139,9 @@ def test_a_wide_window_is_causal_attention(beyond):
     q = torch.randn(1, 4, 6, 8)
     k, v = torch.randn(2, 1, 2, 6, 8)
     torch.testing.assert_close(beyond.sliding_window_attention(q, k, v, 6), gpt.naive_attention(q, k, v), atol=1e-5, rtol=1e-5,
-                               msg=lambda m: f"window = Tk should be lesson 03's causal attention: {m}")
+                               msg=lambda m: f"window = Tk should be lesson 03's causal attention: {m}\nRevisit the exercise's step 1 (window >= Tk adds no condition).")
     torch.testing.assert_close(beyond.sliding_window_attention(q, k, v, 1), v.repeat_interleave(2, dim=1), atol=1e-5, rtol=1e-5,
-                               msg=lambda m: f"window = 1: each query sees only its own position, so it returns that value: {m}")
+                               msg=lambda m: f"window = 1: each query sees only its own position, so it returns that value: {m}\nRevisit the exercise's step 1 (p - window + 1 … p).")
     with pytest.raises(ValueError):
         beyond.sliding_window_attention(q, k, v, 0)
         pytest.fail("window=0 should raise ValueError")
@@ -160,7 +160,7 @@ def test_kv_cache_bytes_is_the_caches_size(beyond, n_kv_head):
 def test_grouped_query_attention_shrinks_the_cache(beyond):
     mha, gqa = gpt.config_from_depth(20), gpt.config_from_depth(20, n_kv_head=2)
     ratio = beyond.kv_cache_bytes(mha, 1, 2048) / beyond.kv_cache_bytes(gqa, 1, 2048)
-    assert ratio == 5, f"10 query heads sharing 2 kv heads should make the cache 10 / 2 = 5 times smaller, got {ratio:g} times"
+    assert ratio == 5, f"10 query heads sharing 2 kv heads should make the cache 10 / 2 = 5 times smaller, got {ratio:g} times. Revisit 'Decoding with a KV cache' in lesson 03: the cache holds n_kv_head heads."
 
 
 @pytest.mark.parametrize("depth,vocab", [(2, 512), (4, 8192), (8, 65536)])
