@@ -80,3 +80,36 @@ def test_gradient_accumulation_equals_one_big_batch(accum):
         assert p.grad is not None, f"{n} got no gradient: call backward on every micro-batch"
         torch.testing.assert_close(p.grad, want[n], atol=1e-6, rtol=1e-4, msg=lambda m: f"{n}: the accumulated gradient differs from one "
                                    f"big batch's — divide each micro-batch's loss by their number before backward\n{m}")
+
+
+BY_TOKENS = "the exercise's step beyond: sum each micro-batch's losses and divide by the counted targets of the whole batch"
+
+
+def test_accumulation_with_ignored_targets_equals_one_big_batch(accum):
+    torch.manual_seed(0)
+    model = GPT(config_from_depth(1, vocab_size=64, sequence_len=16, head_dim=16))
+    with torch.no_grad():
+        for p in model.parameters(): p.add_(0.01 * torch.randn_like(p))
+    x = torch.randint(0, 64, (8, 17))
+    inputs, targets = x[:, :-1], x[:, 1:].clone()
+    targets[0, 2:] = -1; targets[1, :] = -1; targets[2, 8:] = -1  # the first micro-batch counts 2 targets, the second 24, the rest 32
+    micro = [(inputs[i:i + 2], targets[i:i + 2]) for i in range(0, 8, 2)]
+    full = model(inputs, targets=targets)
+    full.backward()
+    want = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    for xm, ym in micro: (model(xm, targets=ym) / len(micro)).backward()  # the mean of means: not the same gradient here
+    naive = model.lm_head.weight.grad.clone()
+    assert not torch.allclose(naive, want["lm_head.weight"], atol=1e-5), "test set-up: the mean of the micro-batch means should differ here"
+    model.zero_grad(set_to_none=True)
+    loss = accum.accumulate_gradients_by_tokens(model, micro)
+    assert isinstance(loss, float) and loss == pytest.approx(full.item(), rel=1e-5), (
+        f"the mean over the 90 counted targets should be the big batch's loss {full.item():.5f}, got {loss!r}. Revisit {BY_TOKENS}")
+    for n, p in model.named_parameters():
+        assert p.grad is not None, f"{n} got no gradient: call backward on every micro-batch. Revisit {BY_TOKENS}"
+        torch.testing.assert_close(p.grad, want[n], atol=1e-6, rtol=1e-4, msg=lambda m: f"{n}: the accumulated gradient differs from one big "
+                                   f"batch's (dividing each micro-batch's mean by their number weighs each target of the 2-target micro-batch "
+                                   f"90 / 8 = 11 times too much). Revisit {BY_TOKENS}\n{m}")
+    with pytest.raises(ValueError):
+        got = accum.accumulate_gradients_by_tokens(model, [(inputs[:2], torch.full_like(targets[:2], -1))])
+        pytest.fail(f"every target -1: expected ValueError (nothing to average), got {got!r}")
