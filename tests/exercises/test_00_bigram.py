@@ -29,7 +29,8 @@ def test_count_bigrams(bigram):
 def test_count_bigrams_on_real_text(bigram, speeches):
     train, _ = speeches
     counts = bigram.count_bigrams(train)
-    assert counts.sum() == len(train) - 1
+    assert counts.sum() == len(train) - 1, (f"{len(train):,} bytes hold {len(train) - 1:,} pairs of neighbours, got {int(counts.sum()):,} counted. "
+                                            "Revisit 'Counting' in lesson 00: one count per (previous, next) pair")
     assert counts[ord("q")].argmax() == ord("u"), "after 'q' comes 'u' in English: check rows are the previous byte"
 
 
@@ -81,6 +82,8 @@ def test_sample_is_reproducible_and_checks_its_input(bigram, speeches):
     one, two = (bigram.sample(counts, b"The ", 50, temperature=1.0, seed=7) for _ in range(2))
     assert one == two and one.startswith(b"The ") and len(one) == 54, "the same seed gives the same sample, start included"
     with pytest.raises(ValueError, match="never"):
-        bigram.sample(bigram.count_bigrams(b"ab"), b"b", 1)
+        got = bigram.sample(bigram.count_bigrams(b"ab"), b"b", 1)
+        pytest.fail(f"nothing ever followed b'b' in b'ab': expected a ValueError saying so ('never'), got {got!r}")
     with pytest.raises(ValueError):
-        bigram.sample(counts, b"a", 1, temperature=-1.0)
+        got = bigram.sample(counts, b"a", 1, temperature=-1.0)
+        pytest.fail(f"temperature -1: expected ValueError (a temperature must be positive), got {got!r}")

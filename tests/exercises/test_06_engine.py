@@ -20,18 +20,23 @@ def tools(exercise): return exercise("06_engine/tool_calls.py")
 def test_top_k_filter(sampling):
     out = sampling.top_k_filter(torch.tensor([[1.0, 3.0, 2.0, 0.0], [5.0, 5.0, 1.0, 2.0]]), 2)
     inf = float("-inf")
-    assert torch.equal(out, torch.tensor([[inf, 3.0, 2.0, inf], [5.0, 5.0, inf, inf]]))
+    want = torch.tensor([[inf, 3.0, 2.0, inf], [5.0, 5.0, inf, inf]])
+    assert torch.equal(out, want), f"top-2 of [[1, 3, 2, 0], [5, 5, 1, 2]]: expected {want.tolist()}, got {out.tolist()}. Revisit top_k in lesson 06b: keep the k largest per row, -inf elsewhere"
     logits = torch.randn(3, 6)
-    assert torch.equal(sampling.top_k_filter(logits, 6), logits) and torch.equal(sampling.top_k_filter(logits, 100), logits)
+    assert torch.equal(sampling.top_k_filter(logits, 6), logits) and torch.equal(sampling.top_k_filter(logits, 100), logits), (
+        "k >= the vocabulary (6 or 100 of 6): expected the logits unchanged. Revisit top_k in lesson 06b")
     before = logits.clone(); sampling.top_k_filter(logits, 2)
     assert torch.equal(logits, before), "top_k_filter must not modify its input"
-    with pytest.raises(ValueError): sampling.top_k_filter(logits, 0)
+    with pytest.raises(ValueError):
+        got = sampling.top_k_filter(logits, 0)
+        pytest.fail(f"top_k_filter(logits, 0): expected ValueError (k must be at least 1), got {got}")
 
 
 def test_sample_top_k_greedy(sampling):
     logits = torch.randn(4, 10)
     out = sampling.sample_top_k(logits, 3, temperature=0)
-    assert out.shape == (4,) and torch.equal(out, logits.argmax(-1))
+    assert out.shape == (4,) and torch.equal(out, logits.argmax(-1)), (f"temperature 0 is greedy: expected {logits.argmax(-1).tolist()}, got "
+                                                                    f"{out.tolist()}. Revisit temperature in lesson 06b (0 = argmax, no draw)")
 
 
 def test_sample_top_k_draws_only_from_the_top_k_with_the_right_frequencies(sampling):
@@ -89,9 +94,11 @@ def test_kv_cache_refuses_to_overflow(kv):
     cache.append(torch.ones(1, 1, 3, 2), torch.ones(1, 1, 3, 2))
     with pytest.raises(ValueError, match="full"):
         cache.append(torch.ones(1, 1, 2, 2), torch.ones(1, 1, 2, 2))
+        pytest.fail("3 of 4 positions filled, 2 more: expected a ValueError saying the cache is full")
     assert cache.pos == 3, f"a refused append changes nothing: pos should stay 3, got {cache.pos}"
     with pytest.raises(ValueError):  # keys and values of different lengths
         cache.append(torch.ones(1, 1, 1, 2), torch.ones(1, 1, 2, 2))
+        pytest.fail("1 key and 2 values: expected ValueError (keys and values must cover the same positions)")
 
 
 # --- the tool-call state machine ---
@@ -139,3 +146,35 @@ def test_max_tokens_cuts_forced_output(tools):
     want = [100, ord("9"), 101, 102, ord("1"), ord("2")]
     assert tokens == want and mask == [1, 1, 1, 0, 0, 0], (f"max_tokens=6 counts forced tokens too: expected {want} with mask "
                                                            f"[1, 1, 1, 0, 0, 0], got {tokens} with {mask}")
+
+
+# --- 06d: speculative sampling ---
+
+@pytest.fixture
+def spec(exercise): return exercise("06_engine/speculative.py")
+
+
+SPEC = "the exercise's three steps: d ~ q, accept with min(1, p[d]/q[d]), else draw from max(0, p - q) normalised"
+P = torch.tensor([0.05, 0.40, 0.25, 0.20, 0.10])
+Q = torch.tensor([0.30, 0.30, 0.10, 0.25, 0.05])  # a draft that likes token 0 too much
+
+
+def test_acceptance_and_residual_exactly(spec):
+    got = spec.acceptance_probability(P, Q)
+    assert got == pytest.approx(0.70), f"sum of min(p, q) = 0.05 + 0.30 + 0.10 + 0.20 + 0.05 = 0.70, got {got}. Revisit {SPEC}."
+    got = spec.residual_distribution(P, Q)
+    want = torch.tensor([0.0, 0.10, 0.15, 0.0, 0.05]) / 0.30
+    assert torch.allclose(got, want, atol=1e-6), f"residual of p, q: expected {want.tolist()}, got {got.tolist()}. Revisit {SPEC}."
+    same = spec.residual_distribution(P, P.clone())
+    assert torch.allclose(same, P), f"p == q: nothing is rejected, expected p back ({P.tolist()}), got {same.tolist()}. Revisit the docstring."
+
+
+def test_speculative_samples_follow_the_big_models_distribution(spec):
+    rng, n = torch.Generator().manual_seed(0), 10_000
+    draws = [spec.speculative_sample(P, Q, rng) for _ in range(n)]
+    freq = torch.bincount(torch.tensor([t for t, _ in draws]), minlength=5).double() / n
+    accepted = sum(a for _, a in draws) / n
+    tolerance = 4 * (P * (1 - P) / n).sqrt()  # 4 standard errors of each frequency
+    assert ((freq - P).abs() <= tolerance).all(), (f"over {n:,} draws the tokens should follow p = {P.tolist()}, got frequencies "
+                                                   f"{[round(f, 3) for f in freq.tolist()]} (q = {Q.tolist()}). Revisit {SPEC}.")
+    assert accepted == pytest.approx(0.70, abs=0.02), f"drafts should be accepted 70% of the time (sum of min(p, q)), got {accepted:.1%}. Revisit {SPEC}."

@@ -37,7 +37,8 @@ def test_one_byte_at_a_time_each_character_comes_out_when_complete(utf8):
     out = [s.push(bytes([b])) for b in text.encode()]
     assert out == ["a", "", "é", "", "", "", "🙂"], (f"got {out!r}: a character should come out on the push that "
                                                       "completes it, and not before")
-    assert s.flush() == ""
+    left = s.flush()
+    assert left == "", f"every character was complete, so flush has nothing left: expected '', got {left!r}"
 
 
 def test_random_token_cuts_match_the_reference_decoder(utf8):
@@ -87,7 +88,7 @@ def test_a_burst_of_capacity_passes_then_the_rate(bucket):
 def test_refill_never_goes_above_capacity_and_costs_count(bucket):
     clock = Clock()
     limiter = bucket.TokenBucket(rate=1.0, capacity=3, clock=clock)
-    assert limiter.allow("c", cost=3)[0]
+    assert limiter.allow("c", cost=3)[0], "a new client starts with a full bucket (3): a request costing 3 should be allowed, it was refused"
     clock.now += 3600
     assert limiter.allow("c", cost=3)[0] and not limiter.allow("c", cost=1)[0], \
         "an hour idle refills the bucket to its capacity (3), not to 3600"
@@ -96,9 +97,12 @@ def test_refill_never_goes_above_capacity_and_costs_count(bucket):
     clock.now += 1.0
     ok, wait = limiter.allow("c", cost=2)
     assert not ok and wait == pytest.approx(1.0), f"a refused request takes nothing: 1 token is there, 1 s to go; got {wait}"
-    with pytest.raises(ValueError): limiter.allow("c", cost=4)
-    with pytest.raises(ValueError): bucket.TokenBucket(rate=0, capacity=3, clock=clock)
-    with pytest.raises(ValueError): bucket.TokenBucket(rate=1, capacity=0.5, clock=clock)
+    for what, call in [("a cost of 4 above the capacity 3 (it could never be allowed)", lambda: limiter.allow("c", cost=4)),
+                       ("rate 0 (the bucket would never refill)", lambda: bucket.TokenBucket(rate=0, capacity=3, clock=clock)),
+                       ("capacity 0.5 (not even one request fits)", lambda: bucket.TokenBucket(rate=1, capacity=0.5, clock=clock))]:
+        with pytest.raises(ValueError):
+            got = call()
+            pytest.fail(f"{what}: expected ValueError, got {got!r}")
 
 
 def test_idle_clients_are_forgotten(bucket):
@@ -121,7 +125,8 @@ def body(**fields):
 def test_a_good_body_gets_its_defaults(api):
     out = api.validate(body(), max_new_tokens=256)
     assert out["max_tokens"] == 256 and out["temperature"] == 1.0 and out["stream"] is False, f"defaults not filled: {out}"
-    assert out["top_p"] is None and out["top_k"] is None and out["seed"] is None and out["n"] == 1
+    assert out["top_p"] is None and out["top_k"] is None and out["seed"] is None and out["n"] == 1, (
+        f"fields left out: expected top_p, top_k and seed None and n 1, got {out}")
     out = api.validate(body(max_completion_tokens=17, temperature=0, top_k=40, top_p=0.9, seed=2**63 - 1, stream=True,
                             stream_options={"include_usage": True}, model="nanochat"), max_new_tokens=256)
     assert out["max_tokens"] == 17 and out["top_k"] == 40 and out["top_p"] == 0.9 and out["stream"] is True, out
