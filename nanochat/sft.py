@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['FINETUNE_OBSERVING', 'PackedBatches', 'pad_batch', 'padding_fraction', 'PaddedBatches', 'finetune_step', 'LoRALinear',
            'add_lora', 'lora_state', 'heldout_conversations', 'validation_loss', 'behaviour_eval', 'stage_mixture',
-           'model_and_optimizers', 'finetune_tag', 'check_finetune_flags', 'finetune']
+           'model_and_optimizers', 'finetune_tag', 'check_finetune_flags', 'finetune_horizon', 'resume_finetune',
+           'save_finetune', 'write_finetune_report', 'finetune']
 
 # %% ../nbs/07_sft.ipynb #66a6bd4e
 import math, sys, time
@@ -262,9 +263,45 @@ def check_finetune_flags(f: dict):
     check_flag(f["dtype"] in ("", "bfloat16", "float32"), "dtype", f["dtype"], "choose bfloat16 or float32 (empty = by device)")
     check_device_type(f["device_type"])
 
-# %% ../nbs/07_sft.ipynb #954faf59
+# %% ../nbs/07_sft.ipynb #05241dde
+def finetune_horizon(stage: str, tokenizer, mixture, rows_per_step: int, seq_len: int, num_iterations: int = -1,
+                     num_epochs: float = 1.0) -> int:
+    "Steps to run: `num_iterations`, or when it is -1, `num_epochs` of the mixture (conversations for chat_sft, tokens for mid_train)."
+    if num_iterations >= 0: return num_iterations
+    if stage == "chat_sft": return math.ceil(num_epochs * len(mixture) / rows_per_step)
+    tokens = sum(len(tokenizer.render_conversation(mixture[k], None)[0]) for k in range(len(mixture)))
+    return math.ceil(num_epochs * tokens / (rows_per_step * (seq_len + 1)))
+
+# %% ../nbs/07_sft.ipynb #8807cf36
 FINETUNE_OBSERVING = {"run_name", "resume", "eval_every", "save_every", "keep_last", "compile"}
 
+def resume_finetune(model, optimizers, batches, stage: str, tag: str, flags: dict, rank: int, world: int, device) -> int:
+    "Load the latest complete checkpoint of stage/`tag` into model, optimizers, batches and the RNG; returns its step."
+    state, optim_states, meta = load_checkpoint(stage, tag, device=device, rank=rank)
+    check_resume_flags({k: v for k, v in meta["flags"].items() if k not in FINETUNE_OBSERVING},
+                       {k: v for k, v in flags.items() if k not in FINETUNE_OBSERVING}, meta["world_size"], world)
+    model.load_state_dict(state, strict=not flags["lora_rank"])
+    for opt, s in zip(optimizers, optim_states): opt.load_state_dict(s)
+    batches.load_state_dict(meta["loader_state"][rank]); set_rng_state(meta["rng"][rank])
+    print0(f"resumed {stage}/{tag} from step {meta['step']}")
+    return meta["step"]
+
+# %% ../nbs/07_sft.ipynb #d4331e21
+def save_finetune(model, optimizers, batches, stage: str, tag: str, step: int, meta: dict, keep_last: int, rank: int):
+    "Checkpoint `step` of stage/`tag` (only the adapters when `meta` has 'lora'); rank 0 keeps the newest max(keep_last, 2)."
+    saved = _Adapters(model) if "lora" in meta else model
+    save_checkpoint(stage, tag, step, saved, optimizers, loader_state=batches.state_dict(), meta=meta)
+    if rank == 0: prune_checkpoints(stage, tag, max(keep_last, 2))
+
+# %% ../nbs/07_sft.ipynb #6d546bc6
+def write_finetune_report(run_name: str, stage: str, config: dict, metrics: dict):
+    "The 'Midtraining' or 'Supervised fine-tuning' report section of run `run_name`."
+    lora = f" (LoRA rank {config['lora_rank']})" if config["lora_rank"] else ""
+    title = {"mid_train": "Midtraining", "chat_sft": "Supervised fine-tuning" + lora}[stage]
+    write_report_section(run_name, stage, title, config=config, seconds=metrics["wall_seconds"],
+                         metrics={k: v for k, v in metrics.items() if k not in ("losses", "val_losses")})
+
+# %% ../nbs/07_sft.ipynb #954faf59
 def finetune(stage: str, run_name: str = "default", source: str = "base", source_tag: str = "", source_step: int = -1,
              tag: str = "", data: str = "offline", arithmetic: int = 2000, spelling: int = 300, identity_copies: int = 1,
              chitchat: bool = True, multiple_choice: bool = True, max_seq_len: int = -1, device_batch_size: int = 8,
@@ -275,12 +312,14 @@ def finetune(stage: str, run_name: str = "default", source: str = "base", source
     "Fine-tune `source` into checkpoints/<stage>/<tag>: packed batches for mid_train, padded masked ones for chat_sft."
     flags = {k: v for k, v in locals().items() if k != "callback"}
     t_start = time.time()
+    # 1. flags that cannot work stop the run here; where we run
     check_finetune_flags(flags)
     if not lora_rank: flags.update(lora_alpha=0.0, lora_lr=0.0)  # unused without LoRA: never a reason to refuse a resume
     source_tag = source_tag or find_tag(source)
     rank, _, world, device = setup_dist(device_type)
     dtype = dtype or ("bfloat16" if device.type == "cuda" else "float32")
     autocast = autocast_for(device, dtype)
+    # 2. the source model, its optimizers, the mixture, its batches and the horizon
     torch.manual_seed(seed)
     model, tokenizer, optimizers, origin = model_and_optimizers(
         source, source_tag, source_step, device, lora_rank, lora_alpha or lora_rank, lora_lr, matrix_lr, embedding_lr,
@@ -292,38 +331,22 @@ def finetune(stage: str, run_name: str = "default", source: str = "base", source
     Batches = PackedBatches if stage == "mid_train" else PaddedBatches
     batches = Batches(tokenizer, mixture, device_batch_size, max_seq_len, rank, world, grad_accum, device)
     rows_per_step = device_batch_size * world * grad_accum
-    if num_iterations < 0:
-        if stage == "chat_sft": num_iterations = math.ceil(num_epochs * len(mixture) / rows_per_step)
-        else:
-            tokens = sum(len(tokenizer.render_conversation(mixture[k], None)[0]) for k in range(len(mixture)))
-            num_iterations = math.ceil(num_epochs * tokens / (rows_per_step * (max_seq_len + 1)))
+    num_iterations = finetune_horizon(stage, tokenizer, mixture, rows_per_step, max_seq_len, num_iterations, num_epochs)
     val = heldout_conversations(chitchat=chitchat)
-    start_step = 0
-    if resume:
-        state, optim_states, meta = load_checkpoint(stage, tag, device=device, rank=rank)
-        check_resume_flags({k: v for k, v in meta["flags"].items() if k not in FINETUNE_OBSERVING},
-                           {k: v for k, v in flags.items() if k not in FINETUNE_OBSERVING}, meta["world_size"], world)
-        model.load_state_dict(state, strict=not lora_rank)
-        for opt, s in zip(optimizers, optim_states): opt.load_state_dict(s)
-        batches.load_state_dict(meta["loader_state"][rank]); set_rng_state(meta["rng"][rank])
-        start_step = meta["step"]
-        print0(f"resumed {stage}/{tag} from step {start_step}")
-    elif rank == 0 and (old := archive_checkpoints(stage, tag)): print0(f"moved old checkpoints of {tag} to {old}")
+    # 3. resume exactly or start afresh; say what runs
+    start_step = resume_finetune(model, optimizers, batches, stage, tag, flags, rank, world, device) if resume else 0
+    if not resume and rank == 0 and (old := archive_checkpoints(stage, tag)): print0(f"moved old checkpoints of {tag} to {old}")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     config = dict(flags, processes=world, device=str(device), source=f"{origin['stage']}/{origin['tag']} step {origin['step']}",
                   examples=mixture.sizes(), rows_per_step=rows_per_step, num_iterations=num_iterations,
                   trainable_params=f"{trainable:,}", total_params=f"{sum(p.numel() for p in model.parameters()):,}")
     print0("\n".join(f"{k}: {v}" for k, v in config.items()))
     if rank == 0: write_chat_manifest(mixture.tasks)
+    lora = dict(lora=dict(base=origin, rank=lora_rank, alpha=lora_alpha or lora_rank)) if lora_rank else {}
     def log(step, **metrics):
         log_metrics(run_name, stage, step, **metrics)
         if callback and rank == 0: callback(dict(step=step, **metrics))
-    def save(step):
-        saved = _Adapters(model) if lora_rank else model
-        extra = dict(lora=dict(base=origin, rank=lora_rank, alpha=lora_alpha or lora_rank)) if lora_rank else {}
-        save_checkpoint(stage, tag, step, saved, optimizers, loader_state=batches.state_dict(),
-                        meta=dict(flags=flags, num_iterations=num_iterations, source=origin, val_loss=val_losses.get(step), **extra))
-        if rank == 0: prune_checkpoints(stage, tag, max(keep_last, 2))
+    # 4. the loop: evaluate and save when due, then one step
     losses, val_losses, step_times = {}, {}, []
     pbar = tqdm(total=num_iterations, initial=start_step, disable=rank != 0, desc=stage, dynamic_ncols=True,
                 mininterval=1.0 if sys.stderr.isatty() else 30.0)
@@ -334,7 +357,9 @@ def finetune(stage: str, run_name: str = "default", source: str = "base", source
             val_losses[step] = validation_loss(model, tokenizer, val, device_batch_size, max_seq_len, autocast, device)
             model.train(); check_replicas_in_sync(model)
             log(step, val_loss=val_losses[step])
-        if save_every != 0 and step > start_step and (last or (save_every > 0 and step % save_every == 0)): save(step)
+        if save_every != 0 and step > start_step and (last or (save_every > 0 and step % save_every == 0)):
+            save_finetune(model, optimizers, batches, stage, tag, step, keep_last=keep_last, rank=rank,
+                          meta=dict(flags=flags, num_iterations=num_iterations, source=origin, val_loss=val_losses.get(step), **lora))
         if last: break
         t0 = time.perf_counter()
         lrm = apply_schedules(optimizers, step, num_iterations, warmdown_ratio=warmdown_ratio)
@@ -345,13 +370,11 @@ def finetune(stage: str, run_name: str = "default", source: str = "base", source
         log(step, loss=loss, lrm=lrm, step_time=dt, memory_mb=memory_mb(device), num_iterations=num_iterations)
         pbar.update(1); pbar.set_postfix(loss=f"{loss:.4f}", refresh=False)
     pbar.close()
-    steady = step_times[min(5, len(step_times) // 2):] or [float("nan")]
+    # 5. what the run returns and reports
+    steady = step_times[min(5, len(step_times) // 2):] or [float("nan")]  # the first steps pay for allocation and caches
     metrics = dict(num_iterations=num_iterations, steps_run=len(step_times), final_loss=losses.get(num_iterations - 1),
                    initial_val_loss=val_losses.get(0), final_val_loss=val_losses.get(num_iterations), trainable_params=trainable,
                    step_time=sum(steady) / len(steady), memory_mb=memory_mb(device), wall_seconds=time.time() - t_start,
                    tag=tag, losses=losses, val_losses=val_losses)
-    if rank == 0:
-        title = {"mid_train": "Midtraining", "chat_sft": "Supervised fine-tuning" + (f" (LoRA rank {lora_rank})" if lora_rank else "")}[stage]
-        write_report_section(run_name, stage, title, config=config, seconds=metrics["wall_seconds"],
-                             metrics={k: v for k, v in metrics.items() if k not in ("losses", "val_losses")})
+    if rank == 0: write_finetune_report(run_name, stage, config, metrics)
     return metrics
