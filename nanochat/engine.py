@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['sample_next_token', 'serving_autocast', 'new_cache', 'last_logits_only', 'prefill', 'decode_step', 'ToolCallTracker',
-           'Row', 'check_prompts', 'Engine', 'quantize_int8', 'weight_bytes']
+           'Row', 'check_prompts', 'Engine', 'quantize_int8', 'weight_bytes', 'decode_time_split', 'Int8Linear']
 
 # %% ../nbs/06b_engine.ipynb #91c6d13b
-import inspect, warnings
+import inspect, time, warnings
 from collections import deque
 from contextlib import nullcontext
 from typing import Callable, Iterator
@@ -26,7 +26,7 @@ def sample_next_token(logits: torch.Tensor, rng: torch.Generator | None = None, 
     if temperature < 0: raise ValueError(f"temperature must be >= 0, got {temperature}")
     if top_k is not None and top_k < 1: raise ValueError(f"top_k must be >= 1 (or None for no limit), got {top_k}")
     if top_p is not None and not 0 < top_p <= 1: raise ValueError(f"top_p must be in (0, 1] (or None), got {top_p}")
-    if temperature == 0: return logits.argmax(dim=-1)
+    if temperature == 0: return logits.max(dim=-1).indices  # argmax's index (the first maximum), by a faster CPU kernel
     logits = logits.float() / temperature
     if top_k is not None and top_k < logits.size(-1):
         kth = logits.topk(top_k, dim=-1).values[:, -1:]  # the k-th largest logit of each row
@@ -171,6 +171,16 @@ class Engine:
         return completions, masks
 
 # %% ../nbs/06b_engine.ipynb #28228e75
+_all_ = ['Int8Linear']  # defined inside a try: nbdev would not list it
+try:
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    class Int8Linear(DynamicLinear):
+        "torch.ao's dynamic int8 Linear, its forward reduced to the kernel call (the same call torch.ao makes for int8 weights)."
+        def forward(self, x): return torch.ops.quantized.linear_dynamic.default(x, self._packed_params._packed_params, True)
+except ImportError:  # a torch without torch.ao's int8 modules: quantize_int8 says so when called
+    Int8Linear = None
+
 def quantize_int8(model):
     "A copy of `model` whose Linear layers (lm_head included) hold int8 weights, one scale per output channel; inputs are quantized on the fly. CPU only."
     w = next(model.parameters())
@@ -180,12 +190,13 @@ def quantize_int8(model):
     if w.dtype != torch.float32: raise ValueError(f"quantize a float32 model, not {w.dtype}")
     try:
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+        if Int8Linear is None: raise ImportError("no torch.ao.nn.quantized.dynamic.Linear")
     except ImportError as e:
         raise RuntimeError(f"torch {torch.__version__} has no torch.ao.quantization.quantize_dynamic (int8 on the CPU): "
                            "install a torch that has it (2.4 … 2.15 do)") from e
     with warnings.catch_warnings():  # "torch.ao.quantization is deprecated" (and its quantized-tensor cousin), at every call
         warnings.filterwarnings("ignore", message=".*(deprecated|quantize_per).*")
-        return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8).eval()
+        return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, mapping={nn.Linear: Int8Linear}).eval()
 
 def weight_bytes(model) -> int:
     "Bytes the weights occupy: float parameters, plus each int8 Linear's weights, scales, zero points and bias."
@@ -196,3 +207,19 @@ def weight_bytes(model) -> int:
             total += q.numel() * q.element_size() + (0 if bias is None else bias.nbytes)
             total += q.q_per_channel_scales().nbytes + q.q_per_channel_zero_points().nbytes if q.qscheme() == torch.per_channel_affine else 16
     return total
+
+# %% ../nbs/06b_engine.ipynb #4a900706
+def decode_time_split(model, prompt: list[int], rows: int = 1, steps: int = 8) -> dict:
+    "ms of one cached decode step of `rows` rows after `prompt`: in the Linear layers' kernels, in attention, in everything else."
+    from torch.profiler import ProfilerActivity, profile
+    logits, cache = prefill(model, [prompt], num_samples=rows, max_tokens=2 * steps)
+    step = lambda logits: decode_step(model, sample_next_token(logits, temperature=0).tolist(), cache)
+    start = time.perf_counter()
+    for _ in range(steps): logits = step(logits)
+    total = (time.perf_counter() - start) / steps * 1e3  # without the profiler, which slows the small operators
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps): logits = step(logits)
+    ms = lambda *names: sum(e.cpu_time_total for e in prof.key_averages() if e.key in names) / steps / 1e3  # with the ops they call
+    linear = ms("aten::mm", "aten::addmm", "quantized::linear_dynamic")
+    attention = ms("aten::scaled_dot_product_attention")
+    return {"Linear layers": linear, "attention": attention, "everything else": max(total - linear - attention, 0.0)}

@@ -652,10 +652,10 @@ def test_a_failed_generation_is_an_error_the_openai_client_raises(tiny, fails_at
 def test_the_api_serves_the_int8_model_when_asked(base_dir):
     "build_service(int8=True), as chat_web --int8 calls it: lesson 06's int8 model answers, and says so in its name."
     from nanochat.common import BadInput
-    from nanochat.engine import quantize_int8
+    from nanochat.engine import Int8Linear, quantize_int8
     from nanochat.web import build_service
     service = build_service("random", limits=Limits(max_new_tokens=8), int8=True)
-    assert service.name == "nanochat-random-int8" and "quantized" in type(service.engines[0].model.lm_head).__module__
+    assert service.name == "nanochat-random-int8" and type(service.engines[0].model.lm_head) is Int8Linear
     with in_process(service) as url:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
         out = client.chat.completions.create(model=service.name, messages=H, max_tokens=8, temperature=0)
