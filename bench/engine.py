@@ -19,6 +19,9 @@ at the start and the end).
   `--uncached-tokens` steps that run the model over the whole sequence again (the lesson's slow way).
   Tokens/s = rows × steps / second.
 - int8 vs float32: the same prefill and cached decode with `engine.quantize_int8(model)` (CPU only).
+  Below it, one decode step split by `engine.decode_time_split` (torch.profiler): ms in the Linear layers'
+  kernels, in attention over the cache, and in everything else (norms, rotary, softcap, the pick, Python), and
+  the ceiling that leaves: the float32 step over its non-matmul part.
 - quality: bits per byte of a trained model and its int8 copy on held-out text: the base checkpoint under
   $NANOCHAT_BASE_DIR if there is one (on its validation split), else a small model trained here for a few
   seconds on the chitchat conversations (on their held-out part).
@@ -27,7 +30,7 @@ import argparse, itertools, os, statistics, time
 
 import torch
 
-from nanochat.engine import decode_step, new_cache, prefill, quantize_int8, sample_next_token, weight_bytes
+from nanochat.engine import decode_step, decode_time_split, new_cache, prefill, quantize_int8, sample_next_token, weight_bytes
 from nanochat.gpt import GPT, GPTConfig
 
 
@@ -105,7 +108,12 @@ def bench_depth(args, depth: int, device):
         row(depth, batch, "prefill", "engine (1 row, last)", T / p["ours"], f"naive ({batch} rows, all logits)", T / p["naive"])
         if qmodel is not None: row(depth, batch, "prefill", "int8", T / p["int8"], "float32", T / p["ours"])
         row(depth, batch, "decode", "cached", d["cached"], "uncached", d["uncached"])
-        if qmodel is not None: row(depth, batch, "decode", "int8 (cached)", d["int8"], "float32 (cached)", d["cached"])
+        if qmodel is not None:
+            row(depth, batch, "decode", "int8 (cached)", d["int8"], "float32 (cached)", d["cached"])
+            split = {name: decode_time_split(m, prompt, batch) for name, m in (("float32", model), ("int8", qmodel))}
+            f = split["float32"]
+            print(f"{'':12s}one decode step, ms: " + " | ".join(f"{name} " + " + ".join(f"{part} {ms:.2f}" for part, ms in s.items())
+                  for name, s in split.items()) + f"; with free matmuls at most {sum(f.values()) / (f['attention'] + f['everything else']):.2f}× float32's")
 
 
 def trained_small_model():
