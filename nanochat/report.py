@@ -84,14 +84,18 @@ def headline_lines(run: str) -> list[str]:
 
 # %% ../nbs/05c_report.ipynb #17215299
 def read_stage_times(run: str) -> list[dict]:
-    "The stages.jsonl records of a run, each with its process count as `nproc`."
+    """The latest stages.jsonl record of each step of a run, in the order the steps first ran, with its process count
+    as `nproc` and the step's earlier runs (failed and run again, or redone with `force`) as `earlier`."""
     path = get_run_dir(run) / "stages.jsonl"
     if not path.exists(): return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    for r in records:
+    latest = {}  # a dict keeps the order its keys first arrived in
+    for r in (json.loads(line) for line in path.read_text().splitlines() if line.strip()):
         flag = next((a for a in r.get("command", []) if str(a).startswith("--nproc_per_node=")), "--nproc_per_node=1")
         r["nproc"] = int(flag.split("=", 1)[1])
-    return records
+        prev = latest.get(r["stage"])
+        r["earlier"] = prev.pop("earlier") + [prev] if prev else []
+        latest[r["stage"]] = r
+    return list(latest.values())
 
 def format_duration(seconds: float) -> str:
     "3h51m, 12m05s or 42.0s."
@@ -116,15 +120,16 @@ def cost_lines(run: str, gpu_hour_price: float = 3.0) -> list[str]:
     "Total wall-clock time and the estimated cost of the run's stages."
     stages = read_stage_times(run)
     if not stages: return ["No stage timings (stages.jsonl): the stages were not run through `run_stage`."]
-    seconds = sum(r["seconds"] for r in stages)
-    lines = [f"Total wall-clock time: {format_duration(seconds)} over {len(stages):,} stages"]
+    seconds, earlier = sum(r["seconds"] for r in stages), [e for r in stages for e in r["earlier"]]
+    redone = f" (the latest run of each; {len(earlier)} earlier runs took {format_duration(sum(e['seconds'] for e in earlier))} more)"
+    lines = [f"Total wall-clock time: {format_duration(seconds)} over {len(stages):,} stages" + (redone if earlier else "")]
     gpus, gpu_hours = _gpus(run), sum(r["seconds"] * r["nproc"] for r in stages) / 3600
     if gpus == "none": lines.append("Estimated cost: no GPU was used (a CPU run)")
     else: lines.append(f"Estimated cost: {gpu_hours:.2f} GPU-hours × ${gpu_hour_price:.2f} = ${gpu_hours * gpu_hour_price:,.2f} (GPUs: {gpus})")
     return lines
 
 def stage_time_table(run: str, gpu_hour_price: float = 3.0) -> str:
-    "Each stage's wall time, processes, GPU-hours and cost (none on a CPU run), with a total row."
+    "Each stage's latest run: wall time, processes, GPU-hours and cost (none on a CPU run), result and earlier runs; a total row."
     stages = read_stage_times(run)
     if not stages: return ""
     gpu = _gpus(run) != "none"
@@ -134,9 +139,10 @@ def stage_time_table(run: str, gpu_hour_price: float = 3.0) -> str:
         hours = gpu_seconds / 3600
         money = f" {hours:.3f} | ${hours * gpu_hour_price:,.2f} |" if gpu else ""
         return f"| {name} | {format_duration(seconds)} | {procs} |{money} {result} |"
+    result = lambda r: "ok" if r.get("returncode", 0) == 0 else f"failed (exit {r['returncode']})"
     for r in stages:
-        lines.append(row(r["stage"], r["seconds"], r["nproc"], r["seconds"] * r["nproc"],
-                         "ok" if r.get("returncode", 0) == 0 else f"failed (exit {r['returncode']})"))
+        before = "; earlier: " + ", ".join(f"{result(e)} in {format_duration(e['seconds'])}" for e in r["earlier"])
+        lines.append(row(r["stage"], r["seconds"], r["nproc"], r["seconds"] * r["nproc"], result(r) + (before if r["earlier"] else "")))
     lines.append(row("total", sum(r["seconds"] for r in stages), "", sum(r["seconds"] * r["nproc"] for r in stages), ""))
     return "\n".join(lines)
 

@@ -79,6 +79,20 @@ def test_wall_time_and_cost():
     assert f"| total | 3h10m |  | {8 * hours:.3f} | ${8 * hours * 2.5:,.2f} |  |" in text
 
 
+def test_a_stage_run_again_is_listed_once_with_its_earlier_runs():
+    run = "again"
+    write_report_section(run, "preflight", "Environment", config={"gpus": "none"})
+    _timings(run, [("preflight", 3.0, 1), ("chat_sft", 159.0, 1), ("chat_rl", 164.0, 1)])
+    with open(get_run_dir(run) / "stages.jsonl", "a") as f:  # chat_sft fails once, then both are redone (force)
+        for stage, seconds, code in [("chat_sft", 20.0, 1), ("chat_sft", 300.0, 0), ("chat_rl", 230.0, 0)]:
+            f.write(json.dumps({"stage": stage, "seconds": seconds, "returncode": code, "command": []}) + "\n")
+    text = assemble_report(run).read_text()
+    assert "| chat_sft | 5m00s | 1 | ok; earlier: ok in 2m39s, failed (exit 1) in 20.0s |" in text, text
+    assert "| chat_rl | 3m50s | 1 | ok; earlier: ok in 2m44s |" in text and text.count("| chat_sft |") == 1
+    assert "| total | 8m53s |  |  |" in text, "the total counts each stage's latest run: 3 + 300 + 230 s"
+    assert cost_lines(run)[0] == "Total wall-clock time: 8m53s over 3 stages (the latest run of each; 3 earlier runs took 5m43s more)"
+
+
 def test_a_cpu_run_costs_no_gpu_time():
     write_report_section("cpu", "preflight", "Environment", config={"gpus": "none"})
     _timings("cpu", [("preflight", 3.0, 1)])
